@@ -1,0 +1,11 @@
+"""CMDR-IAD: cross-modal mapping + dual-branch reconstruction for RGB + 3D anomaly detection.
+
+Example:
+    >>> from anomalib_cmdr.models.cmdr import CMDR, CMDRModel, load_official_heads
+"""
+
+from .lightning_model import CMDR
+from .official import load_official_heads
+from .torch_model import CMDRModel
+
+__all__ = ["CMDR", "CMDRModel", "load_official_heads"]

@@ -1,0 +1,164 @@
+"""CMDR's inference fusion: from four discrepancy maps to one anomaly map and an image score.
+
+With ``d(a, b) = || a/||a|| - b/||b|| ||`` per pixel: ``d2m`` (M3D->2D vs 2D), ``d3m`` (M2D->3D vs 3D),
+``d2r`` (D2D vs 2D) and ``d3r`` (D3D vs 3D), all zero on invalid pixels.
+
+1. ``d2r`` is pre-smoothed (3 passes of a 5x5 box, then 2 of a 7x7 box, zero padding).
+2. Reliability-gated mapping anomaly: ``J = d2m * d3m``, ``s = sqrt(box7((J - mean J)^2))``,
+   ``W = 4 + 2 s / (mean s + 1e-8)``, ``A_map = sigmoid(W J) * J``.
+3. Confidence-weighted reconstruction anomaly: ``w = exp(-0.3 d)``,
+   ``A_rec = (w2 d2r + w3 d3r) / (w2 + w3 + 1e-8)``.
+4. ``Psi = A_map * A_rec``, zeroed on invalid pixels, smoothed (5 passes 5x5 box, 3 passes 7x7 box).
+5. Image score ``max(Psi / sqrt(mean of non-zero Psi))``; the map normalised per image,
+   ``Psi / mean(non-zero Psi)`` (the authors' AUPRO form, default) or ``Psi / sqrt(mean Psi)``
+   (their P-AUROC form).
+
+Single-modality variants use the reconstruction discrepancy of their modality alone, smoothed as in
+step 4 and scored as in step 5. All means are per image.
+
+Example:
+    >>> import torch
+    >>> fusion = CMDRAnomalyMap()
+    >>> d = {k: torch.rand(2, 16, 16) for k in ("d2m", "d3m", "d2r", "d3r")}
+    >>> anomaly_map, score = fusion(d, valid=torch.ones(2, 16, 16, dtype=torch.bool))
+    >>> anomaly_map.shape, score.shape
+    (torch.Size([2, 1, 16, 16]), torch.Size([2]))
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+Modality = Literal["rgb+xyz", "rgb", "xyz"]
+MapNormalization = Literal["aupro", "pauroc"]
+
+
+def feature_distance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance between L2-normalised features, per token.
+
+    Args:
+        prediction: ``(..., C)``.
+        target: ``(..., C)``.
+
+    Returns:
+        ``(...)`` distances in ``[0, 2]``.
+    """
+    return (functional.normalize(prediction, dim=-1) - functional.normalize(target, dim=-1)).pow(2).sum(-1).sqrt()
+
+
+def box_smooth(maps: torch.Tensor, size: int, passes: int) -> torch.Tensor:
+    """Repeated ``size x size`` box filter with zero padding (the border sees the zeros).
+
+    Args:
+        maps: ``(B, 1, H, W)``.
+        size: Odd box size.
+        passes: Number of passes.
+
+    Returns:
+        The smoothed maps, same shape.
+    """
+    for _ in range(passes):
+        maps = functional.avg_pool2d(maps, size, stride=1, padding=size // 2, count_include_pad=True)
+    return maps
+
+
+def _per_image_mean(maps: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over each image's pixels (or the pixels in ``where``), shaped ``(B, 1, 1, 1)``."""
+    if where is None:
+        return maps.mean(dim=(1, 2, 3), keepdim=True)
+    count = where.sum(dim=(1, 2, 3), keepdim=True)
+    return (maps * where).sum(dim=(1, 2, 3), keepdim=True) / count.clamp_min(1)
+
+
+def reliability_gated_mapping_anomaly(d2m: torch.Tensor, d3m: torch.Tensor) -> torch.Tensor:
+    """``A_map = sigmoid(W J) * J`` with ``J = d2m * d3m`` and the local-variability gain ``W``.
+
+    Args:
+        d2m: ``(B, 1, H, W)`` 3D->2D mapping discrepancy.
+        d3m: ``(B, 1, H, W)`` 2D->3D mapping discrepancy.
+
+    Returns:
+        ``(B, 1, H, W)``.
+    """
+    joint = d2m * d3m
+    spread = functional.avg_pool2d((joint - _per_image_mean(joint)) ** 2, 7, stride=1, padding=3).sqrt()
+    gain = 4.0 + 2.0 * spread / (_per_image_mean(spread) + 1e-8)
+    return torch.sigmoid(gain * joint) * joint
+
+
+def confidence_weighted_reconstruction_anomaly(d2r: torch.Tensor, d3r: torch.Tensor, beta: float = 0.3):
+    """``A_rec = (w2 d2r + w3 d3r) / (w2 + w3 + 1e-8)`` with ``w = exp(-beta d)``.
+
+    Args:
+        d2r: ``(B, 1, H, W)`` 2D reconstruction discrepancy (pre-smoothed).
+        d3r: ``(B, 1, H, W)`` 3D reconstruction discrepancy.
+        beta: Confidence decay (0.3).
+
+    Returns:
+        ``(B, 1, H, W)``.
+    """
+    w2, w3 = torch.exp(-beta * d2r), torch.exp(-beta * d3r)
+    return (w2 * d2r + w3 * d3r) / (w2 + w3 + 1e-8)
+
+
+class CMDRAnomalyMap(nn.Module):
+    """Fuses the discrepancy maps into CMDR's anomaly map and image score.
+
+    Args:
+        modality: ``"rgb+xyz"`` (the fusion above), ``"rgb"`` (``d2r`` alone) or ``"xyz"`` (``d3r`` alone).
+        map_normalization: ``"aupro"``: ``Psi / mean(non-zero Psi)`` (default); ``"pauroc"``:
+            ``Psi / sqrt(mean Psi)``. Both are per image; an all-zero ``Psi`` gives a zero map and score.
+    """
+
+    def __init__(self, modality: Modality = "rgb+xyz", map_normalization: MapNormalization = "aupro") -> None:
+        super().__init__()
+        self.modality = modality
+        self.map_normalization = map_normalization
+
+    def fuse(self, distances: dict[str, torch.Tensor], valid: torch.Tensor) -> torch.Tensor:
+        """Unnormalised smoothed anomaly map ``Psi``.
+
+        Args:
+            distances: ``(B, H, W)`` maps; ``d2m``, ``d3m``, ``d2r``, ``d3r`` for ``rgb+xyz``, else the
+                reconstruction map of the modality.
+            valid: ``(B, H, W)`` valid-pixel mask.
+
+        Returns:
+            ``(B, 1, H, W)`` ``Psi``.
+        """
+        mask = valid.unsqueeze(1).to(next(iter(distances.values())).dtype)
+        d = {key: value.unsqueeze(1) * mask for key, value in distances.items()}
+        if self.modality == "rgb+xyz":
+            d2r = box_smooth(box_smooth(d["d2r"], 5, 3), 7, 2)
+            psi = reliability_gated_mapping_anomaly(d["d2m"], d["d3m"])
+            psi = psi * confidence_weighted_reconstruction_anomaly(d2r, d["d3r"])
+        else:
+            psi = d["d2r"] if self.modality == "rgb" else d["d3r"]
+        return box_smooth(box_smooth(psi * mask, 5, 5), 7, 3)
+
+    def normalize(self, psi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image normalised map and image score.
+
+        Args:
+            psi: ``(B, 1, H, W)`` from :meth:`fuse`.
+
+        Returns:
+            ``(anomaly_map (B, 1, H, W), pred_score (B,))``.
+        """
+        nonzero_mean = _per_image_mean(psi, psi != 0)
+        safe = torch.where(nonzero_mean > 0, nonzero_mean, torch.ones_like(nonzero_mean))
+        score = (psi / safe.sqrt()).amax(dim=(1, 2, 3))
+        if self.map_normalization == "aupro":
+            anomaly_map = psi / safe
+        else:
+            mean = _per_image_mean(psi)
+            anomaly_map = psi / torch.where(mean > 0, mean, torch.ones_like(mean)).sqrt()
+        return anomaly_map, score
+
+    def forward(self, distances: dict[str, torch.Tensor], valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse and normalise: ``(anomaly_map (B, 1, H, W), pred_score (B,))``."""
+        return self.normalize(self.fuse(distances, valid))

@@ -1,0 +1,189 @@
+"""Frozen 3D feature extractor: the Point-MAE encoder (Pang et al., ECCV 2022).
+
+The paper's 3D features: farthest-point-sampled centres (1024) with their kNN groups (128 points,
+centred), a mini-PointNet per group, a 12-block transformer (dim 384, 6 heads), and the outputs of
+blocks 3, 7 and 11, each passed through the final LayerNorm, concatenated (1152-d per centre); each
+valid point then takes the inverse squared distance weighted mean of its 3 nearest centres.
+
+The dense network reuses anomalib's CFM components (the same Point-MAE modules, same parameter
+names as the Point-MAE release, so its checkpoint loads unchanged). The grouping is the separate,
+data-dependent stage of :mod:`anomalib_cmdr.models.cmdr.geometry`.
+
+Example:
+    >>> import torch
+    >>> encoder = PointMAEExtractor(num_group=8, group_size=16, embed_dim=32, depth=4, num_heads=2,
+    ...                             layers=(1, 3), pretrained=False)
+    >>> [f.shape for f in encoder([torch.rand(100, 3), torch.rand(50, 3)])]
+    [torch.Size([100, 64]), torch.Size([50, 64])]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+from anomalib.data.utils.download import check_hash
+from anomalib.models.image.cfm.components import POINTMAE_DOWNLOAD_INFO, Encoder, TransformerEncoder
+from anomalib.utils.path import get_pretrained_weights_dir
+from torch import nn
+
+from ..geometry import PointGroups, group_points
+from .weights import check_weight_file, unavailable
+
+logger = logging.getLogger(__name__)
+
+
+def download_pointmae_weights() -> Path:
+    """Path of the Point-MAE release checkpoint, downloaded into anomalib's weight cache if needed.
+
+    Returns:
+        ``<anomalib pretrained dir>/pointmae/pointmae_pretrain.pth`` (the file anomalib's CFM uses).
+
+    Raises:
+        WeightsUnavailableError: If the file is not cached and cannot be downloaded.
+    """
+    from urllib.request import urlretrieve
+
+    from anomalib.data.utils.download import DownloadProgressBar
+
+    weight_file = get_pretrained_weights_dir() / "pointmae" / "pointmae_pretrain.pth"
+    if weight_file.is_file():
+        return weight_file
+    weight_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = weight_file.with_suffix(".part")
+    try:
+        with DownloadProgressBar(unit="B", unit_scale=True, miniters=1, desc="Point-MAE") as bar:
+            urlretrieve(POINTMAE_DOWNLOAD_INFO.url, filename=partial, reporthook=bar.update_to)
+        check_hash(partial, POINTMAE_DOWNLOAD_INFO.hashsum)
+    except (URLError, OSError, RuntimeError) as error:
+        partial.unlink(missing_ok=True)
+        raise unavailable("Point-MAE encoder", "xyz_weights", error) from error
+    partial.rename(weight_file)
+    return weight_file
+
+
+def load_pointmae_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a Point-MAE release checkpoint (``{"base_model": {"MAE_encoder.*": ...}}``).
+
+    Args:
+        path: The checkpoint file.
+
+    Returns:
+        The encoder's state dict, prefixes (``module.``, ``MAE_encoder.``, ``base_model.``) stripped.
+
+    Raises:
+        ValueError: If the file is not in the release format.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "base_model" not in checkpoint:
+        msg = f"xyz_weights={str(path)!r} is not a Point-MAE checkpoint (expected a dict with a 'base_model' key)."
+        raise ValueError(msg)
+    state = {}
+    for key, value in checkpoint["base_model"].items():
+        key = key.removeprefix("module.")
+        for prefix in ("MAE_encoder.", "base_model."):
+            key = key.removeprefix(prefix)
+        state[key] = value
+    return state
+
+
+class PointMAEExtractor(nn.Module):
+    """Point-MAE features for every valid point of each cloud.
+
+    Args:
+        num_group: FPS centres per cloud.
+        group_size: Points per kNN group.
+        embed_dim: Transformer width (384 in the release).
+        depth: Transformer blocks (12).
+        num_heads: Attention heads (6).
+        layers: Blocks whose (normed) outputs are concatenated ((3, 7, 11)).
+        drop_path_rate: Stochastic depth of the last block (0.1; inactive since the encoder is frozen).
+        pretrained: Load the Point-MAE release weights (download once into anomalib's cache).
+        weights: A local Point-MAE checkpoint in the release format (offline use).
+
+    Raises:
+        WeightsUnavailableError: If pretrained weights cannot be had.
+    """
+
+    def __init__(
+        self,
+        num_group: int = 1024,
+        group_size: int = 128,
+        embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        layers: Sequence[int] = (3, 7, 11),
+        drop_path_rate: float = 0.1,
+        pretrained: bool = True,
+        weights: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        if any(not 0 <= i < depth for i in layers):
+            msg = f"xyz_layers={list(layers)} must lie in [0, {depth})."
+            raise ValueError(msg)
+        self.num_group = num_group
+        self.group_size = group_size
+        self.layers = [int(i) for i in layers]
+        self.encoder = Encoder(encoder_channel=embed_dim)
+        self.pos_embed = nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, embed_dim))
+        rates = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        self.blocks = TransformerEncoder(embed_dim=embed_dim, depth=depth, num_heads=num_heads, drop_path_rate=rates)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.out_dim = embed_dim * len(self.layers)
+
+        weight_file = check_weight_file(weights, "xyz_weights")
+        if weight_file is None and pretrained:
+            weight_file = download_pointmae_weights()
+        if weight_file is not None:
+            missing, _ = self.load_state_dict(load_pointmae_state_dict(weight_file), strict=False)
+            if missing:
+                msg = f"xyz_weights={str(weight_file)!r} does not fit this encoder: missing {missing[:5]}..."
+                raise ValueError(msg)
+        self.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> PointMAEExtractor:
+        """Keep the encoder in eval mode (frozen)."""
+        del mode
+        return super().train(False)
+
+    def group(self, clouds: list[torch.Tensor]) -> list[PointGroups]:
+        """The data-dependent stage: FPS, kNN groups and interpolation indices of each cloud."""
+        return [group_points(points, self.num_group, self.group_size) for points in clouds]
+
+    @torch.no_grad()
+    def encode(self, clouds: list[torch.Tensor], groups: list[PointGroups]) -> list[torch.Tensor]:
+        """The dense stage: encode the groups of all clouds at once, interpolate back to the points.
+
+        Args:
+            clouds: One ``(N_i, 3)`` cloud per sample.
+            groups: Their :meth:`group` output.
+
+        Returns:
+            One ``(N_i, out_dim)`` feature tensor per sample.
+        """
+        centres = torch.stack([p[g.centre_index] for p, g in zip(clouds, groups, strict=True)])
+        neighbourhoods = torch.stack([p[g.group_index] for p, g in zip(clouds, groups, strict=True)])
+        neighbourhoods = neighbourhoods - centres.unsqueeze(2)
+        tokens = self.encoder(neighbourhoods)
+        outputs = self.blocks(tokens, self.pos_embed(centres))
+        centre_features = torch.cat([self.norm(outputs[i]) for i in self.layers], dim=-1)  # (B, G, C)
+        return [
+            (feats[g.interp_index] * g.interp_weight.unsqueeze(-1)).sum(1)
+            for feats, g in zip(centre_features, groups, strict=True)
+        ]
+
+    def forward(self, clouds: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-point features of each cloud (non-empty clouds; empty ones give empty tensors)."""
+        out: list[torch.Tensor | None] = [None] * len(clouds)
+        filled = [i for i, p in enumerate(clouds) if p.shape[0] > 0]
+        if filled:
+            subset = [clouds[i] for i in filled]
+            for i, feats in zip(filled, self.encode(subset, self.group(subset)), strict=True):
+                out[i] = feats
+        for i, points in enumerate(clouds):
+            if out[i] is None:
+                out[i] = points.new_zeros(0, self.out_dim)
+        return out  # type: ignore[return-value]

@@ -1,0 +1,56 @@
+"""Where pretrained weights come from, and the error when they cannot be had.
+
+Example:
+    >>> from anomalib_cmdr.models.cmdr.backbones.weights import check_weight_file
+    >>> check_weight_file(None, "rgb_weights") is None
+    True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights were requested but could not be obtained (no network, no local file)."""
+
+
+def check_weight_file(path: str | Path | None, argument: str) -> Path | None:
+    """Validate a user-given local weight file.
+
+    Args:
+        path: The file, or ``None``.
+        argument: The argument's name, for the error message.
+
+    Returns:
+        The path, or ``None`` when none was given.
+
+    Raises:
+        FileNotFoundError: If ``path`` is given but is not a file.
+    """
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if not path.is_file():
+        msg = f"{argument}={str(path)!r}: no such file."
+        raise FileNotFoundError(msg)
+    return path
+
+
+def unavailable(what: str, argument: str, error: BaseException) -> WeightsUnavailableError:
+    """Build the error raised when pretrained weights cannot be downloaded.
+
+    Args:
+        what: The component, e.g. ``"timm model 'vit_base_patch8_224.dino'"``.
+        argument: The model argument that takes a local file instead.
+        error: The underlying download error.
+
+    Returns:
+        A :class:`WeightsUnavailableError` that says how to proceed.
+    """
+    msg = (
+        f"Pretrained weights for the {what} could not be obtained ({type(error).__name__}: {error}). "
+        f"Offline, pass a local file with `{argument}=/path/to/file` (e.g. `--model.{argument} /path/to/file`), "
+        f"or use random weights explicitly with `pretrained=False`. CMDR never falls back to random weights silently."
+    )
+    return WeightsUnavailableError(msg)

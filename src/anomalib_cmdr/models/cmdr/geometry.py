@@ -1,0 +1,247 @@
+"""Data-dependent point-cloud geometry of CMDR's 3D branch.
+
+Everything here depends on the *values* of the point cloud (which pixels hold points, which points
+become group centres, who neighbours whom) and so does not trace into a static graph. It is kept
+apart from the dense networks on purpose: the dense part takes the index tensors computed here as
+inputs, so that it can be exported (OpenVINO) and the geometry cached.
+
+Conventions: an *organized* cloud is a ``(B, 3, H, W)`` tensor of x, y, z in metres; a pixel holds
+a point when its three coordinates are all non-zero (MVTec 3D-AD marks missing points (0, 0, 0)).
+
+Example:
+    >>> import torch
+    >>> xyz = torch.rand(1, 3, 8, 8) + 0.1
+    >>> clouds = valid_points(xyz)
+    >>> clouds[0].points.shape
+    torch.Size([64, 3])
+    >>> groups = group_points(clouds[0].points, num_group=4, group_size=8)
+    >>> groups.group_index.shape
+    torch.Size([4, 8])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional
+
+# Rows of the interpolation distance matrix computed at once, and the element budget of one kNN block.
+_CHUNK = 4096
+_MAX_ELEMENTS = 1 << 24
+
+
+@dataclass
+class ValidPoints:
+    """The valid points of one organized cloud.
+
+    Attributes:
+        index: ``(N,)`` flat (row-major) pixel indices of the valid points.
+        points: ``(N, 3)`` their coordinates.
+    """
+
+    index: torch.Tensor
+    points: torch.Tensor
+
+
+@dataclass
+class PointGroups:
+    """FPS + kNN grouping of one cloud and the interpolation back to its points (Point-MAE style).
+
+    Attributes:
+        centre_index: ``(G,)`` indices (into the points) of the farthest-point-sampled centres.
+        group_index: ``(G, K)`` indices of each centre's K nearest points, nearest first.
+        interp_index: ``(N, 3)`` indices (into the centres) of each point's 3 nearest centres.
+        interp_weight: ``(N, 3)`` normalised inverse squared distance weights of those centres.
+    """
+
+    centre_index: torch.Tensor
+    group_index: torch.Tensor
+    interp_index: torch.Tensor
+    interp_weight: torch.Tensor
+
+
+def valid_point_mask(xyz: torch.Tensor) -> torch.Tensor:
+    """Pixels of an organized cloud that hold a point (x, y and z all non-zero).
+
+    Args:
+        xyz: Organized clouds, ``(B, 3, H, W)``.
+
+    Returns:
+        Boolean mask ``(B, H, W)``.
+    """
+    return (xyz != 0).all(dim=1)
+
+
+def valid_points(xyz: torch.Tensor) -> list[ValidPoints]:
+    """Gather the valid points of each organized cloud of a batch.
+
+    Args:
+        xyz: Organized clouds, ``(B, 3, H, W)``.
+
+    Returns:
+        One :class:`ValidPoints` per sample (``N`` differs between samples).
+    """
+    mask = valid_point_mask(xyz).flatten(1)
+    flat = xyz.flatten(2).transpose(1, 2)  # (B, H*W, 3)
+    clouds = []
+    for sample_mask, sample_points in zip(mask, flat, strict=True):
+        index = torch.nonzero(sample_mask).squeeze(1)
+        clouds.append(ValidPoints(index=index, points=sample_points[index]))
+    return clouds
+
+
+def square_distance(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances by the expansion ``|a|^2 + |b|^2 - 2 a.b``.
+
+    This is the formula (and float32 rounding) that Point-MAE, CFM and CMDR-IAD use for the
+    feature interpolation; it is kept so that maps match theirs.
+
+    Args:
+        source: ``(N, 3)`` points.
+        target: ``(M, 3)`` points.
+
+    Returns:
+        ``(N, M)`` squared distances.
+    """
+    dist = -2 * source @ target.T
+    dist += (source**2).sum(-1)[:, None]
+    dist += (target**2).sum(-1)[None, :]
+    return dist
+
+
+def farthest_point_sample(points: torch.Tensor, num_samples: int, start: int = 0) -> torch.Tensor:
+    """Deterministic farthest point sampling.
+
+    Unlike the original Point-MAE/CMDR-IAD code, which starts from a random point, sampling starts
+    from ``start`` (the first valid point by default), so the same cloud always gives the same map.
+    When the cloud has fewer points than ``num_samples``, the remaining samples repeat index
+    ``start`` (all distances are then zero), which leaves max-pooled group features unchanged.
+
+    Args:
+        points: ``(N, 3)`` points, ``N >= 1``.
+        num_samples: Number of centres ``G``.
+        start: Index of the first centre.
+
+    Returns:
+        ``(G,)`` long indices into ``points``.
+    """
+    num_points = points.shape[0]
+    index = torch.zeros(num_samples, dtype=torch.long, device=points.device)
+    distance = torch.full((num_points,), 1e10, dtype=points.dtype, device=points.device)
+    farthest = torch.tensor(start, dtype=torch.long, device=points.device)
+    for i in range(num_samples):
+        index[i] = farthest
+        distance = torch.minimum(distance, ((points - points[farthest]) ** 2).sum(-1))
+        farthest = torch.argmax(distance)
+    return index
+
+
+def knn_index(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` nearest points of each query, nearest first.
+
+    With fewer than ``k`` points, the missing neighbours repeat the nearest one, so that groups
+    keep a fixed size (max-pooling encoders are insensitive to such repeats).
+
+    Args:
+        points: ``(N, 3)``.
+        queries: ``(Q, 3)``.
+        k: Neighbours per query.
+
+    Returns:
+        ``(Q, k)`` long indices into ``points``.
+    """
+    k_avail = min(k, points.shape[0])
+    chunks = []
+    rows = max(1, _MAX_ELEMENTS // (3 * points.shape[0]))
+    for start in range(0, queries.shape[0], rows):
+        block = queries[start : start + rows]
+        dist = ((block[:, None, :] - points[None, :, :]) ** 2).sum(-1)
+        chunks.append(torch.topk(dist, k_avail, dim=1, largest=False, sorted=True).indices)
+    index = torch.cat(chunks)
+    if k_avail < k:
+        index = torch.cat([index, index[:, :1].expand(-1, k - k_avail)], dim=1)
+    return index
+
+
+def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three nearest centres of every point and their inverse squared distance weights.
+
+    Weights are ``1 / (d^2 + 1e-8)``, normalised to sum to one (Point-MAE's feature propagation).
+
+    Args:
+        points: ``(N, 3)``.
+        centres: ``(G, 3)``.
+
+    Returns:
+        ``(index, weight)``, both ``(N, 3)`` (with fewer than 3 centres, the nearest repeats).
+    """
+    k = min(3, centres.shape[0])
+    indices, weights = [], []
+    for start in range(0, points.shape[0], _CHUNK):
+        dist = square_distance(points[start : start + _CHUNK], centres)
+        dist, index = torch.topk(dist, k, dim=1, largest=False, sorted=True)
+        recip = 1.0 / (dist + 1e-8)
+        indices.append(index)
+        weights.append(recip / recip.sum(dim=1, keepdim=True))
+    index, weight = torch.cat(indices), torch.cat(weights)
+    if k < 3:
+        index = torch.cat([index, index[:, :1].expand(-1, 3 - k)], dim=1)
+        weight = torch.cat([weight, torch.zeros_like(weight[:, :1]).expand(-1, 3 - k)], dim=1)
+    return index, weight
+
+
+def group_points(points: torch.Tensor, num_group: int, group_size: int) -> PointGroups:
+    """FPS centres, kNN groups and interpolation indices of one cloud.
+
+    Args:
+        points: ``(N, 3)`` valid points, ``N >= 1``.
+        num_group: Number of centres ``G`` (1024 in the paper).
+        group_size: Points per group ``K`` (128 in the paper).
+
+    Returns:
+        The :class:`PointGroups` of the cloud.
+
+    Raises:
+        ValueError: If the cloud is empty.
+    """
+    if points.shape[0] == 0:
+        msg = "Cannot group an empty point cloud (no valid points: every pixel is (0, 0, 0))."
+        raise ValueError(msg)
+    centre_index = farthest_point_sample(points, num_group)
+    centres = points[centre_index]
+    group_index = knn_index(points, centres, group_size)
+    interp_index, interp_weight = interpolation_weights(points, centres)
+    return PointGroups(centre_index, group_index, interp_index, interp_weight)
+
+
+def scatter_to_grid(features: list[torch.Tensor], clouds: list[ValidPoints], height: int, width: int) -> torch.Tensor:
+    """Place per-point features at their pixels of a zero feature map.
+
+    Args:
+        features: One ``(N_i, C)`` tensor per sample.
+        clouds: The samples' valid points (their ``index`` says where each point goes).
+        height: Height of the organized cloud.
+        width: Width of the organized cloud.
+
+    Returns:
+        ``(B, C, height, width)`` feature map, zero where there is no point.
+    """
+    channels = features[0].shape[1]
+    out = features[0].new_zeros(len(features), channels, height * width)
+    for i, (feature, cloud) in enumerate(zip(features, clouds, strict=True)):
+        out[i][:, cloud.index] = feature.T.to(out.dtype)
+    return out.view(len(features), channels, height, width)
+
+
+def pool_point_features(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+    """The paper's smoothing of scattered 3D features: 3x3 mean (no padding), then adaptive mean.
+
+    Args:
+        feature_map: ``(B, C, H, W)`` scattered features.
+        grid_size: Output ``(h, w)``; the paper uses the input size (224, 224).
+
+    Returns:
+        ``(B, C, h, w)`` features; pixels far from every point stay exactly zero.
+    """
+    return functional.adaptive_avg_pool2d(functional.avg_pool2d(feature_map, 3, stride=1), grid_size)

@@ -1,0 +1,33 @@
+"""CMDR's training loss: masked cosine distance between predicted and target features.
+
+Example:
+    >>> import torch
+    >>> x = torch.rand(1, 4, 8)
+    >>> float(masked_cosine_loss(x, x, torch.ones(1, 4, dtype=torch.bool)))
+    0.0
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional
+
+
+def masked_cosine_loss(prediction: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``1 - mean cos(prediction, target)`` over the valid tokens of the whole batch.
+
+    Args:
+        prediction: ``(B, N, C)``.
+        target: ``(B, N, C)``.
+        valid: ``(B, N)`` boolean mask of the tokens that count.
+
+    Returns:
+        Scalar loss; ``0`` (with no gradient path through invalid tokens) when no token is valid.
+    """
+    cosine = (functional.normalize(prediction, dim=-1, eps=1e-6) * functional.normalize(target, dim=-1, eps=1e-6)).sum(
+        -1
+    )
+    count = valid.sum()
+    if count == 0:
+        return (cosine * 0).sum()
+    return 1.0 - cosine[valid].sum() / count

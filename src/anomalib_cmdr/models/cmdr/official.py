@@ -1,0 +1,92 @@
+"""Import of the heads released by the CMDR-IAD authors.
+
+Their training script saves four plain state dicts per category::
+
+    <folder>/<category>/map2Dto3D_<category>_independent_<epochs>ep_<batch_size>bs.pth
+    <folder>/<category>/map3Dto2D_<category>_independent_<epochs>ep_<batch_size>bs.pth
+    <folder>/<category>/Dec2D_<category>_independent_<epochs>ep_<batch_size>bs.pth
+    <folder>/<category>/Dec3D_<category>_independent_<epochs>ep_<batch_size>bs.pth
+
+CMDR's heads carry the same attribute names, so the files load as they are.
+
+Example:
+    >>> from anomalib_cmdr import CMDR  # doctest: +SKIP
+    >>> model = CMDR()  # doctest: +SKIP
+    >>> load_official_heads(model, "checkpoints/CMDR_IAD_checkpoints", "bagel")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .torch_model import CMDRModel
+
+HEAD_NAMES = ("map2Dto3D", "map3Dto2D", "Dec2D", "Dec3D")
+
+
+def official_head_path(folder: str | Path, category: str, head: str, epochs: int = 50, batch_size: int = 1) -> Path:
+    """Path of one released head file.
+
+    Args:
+        folder: The checkpoint folder (holding one sub-folder per category).
+        category: e.g. ``"bagel"``.
+        head: One of :data:`HEAD_NAMES`.
+        epochs: Epochs in the file name (50).
+        batch_size: Batch size in the file name (1).
+
+    Returns:
+        The path (not checked).
+    """
+    return Path(folder) / category / f"{head}_{category}_independent_{epochs}ep_{batch_size}bs.pth"
+
+
+def load_official_heads(
+    model: nn.Module,
+    folder: str | Path,
+    category: str,
+    epochs: int = 50,
+    batch_size: int = 1,
+) -> None:
+    """Load the authors' four head checkpoints into a ``CMDR`` or ``CMDRModel``.
+
+    Args:
+        model: A ``CMDR`` (Lightning) or ``CMDRModel`` built with ``modality="rgb+xyz"`` and feature
+            sizes matching the checkpoints (DINO ViT-B/8: 768, Point-MAE: 1152, 224x224 grid).
+        folder: Folder with one sub-folder per category.
+        category: Category name.
+        epochs: Epoch count in the file names.
+        batch_size: Batch size in the file names.
+
+    Raises:
+        FileNotFoundError: If a head file is missing (the message lists the expected paths).
+        ValueError: If a file does not match the model's head (missing/unexpected keys, shapes).
+    """
+    torch_model = model.model if hasattr(model, "model") and isinstance(model.model, CMDRModel) else model
+    if not isinstance(torch_model, CMDRModel):
+        msg = f"load_official_heads expects a CMDR or CMDRModel, got {type(model).__name__}."
+        raise TypeError(msg)
+    heads = torch_model.heads()
+    if set(heads) != set(HEAD_NAMES):
+        msg = (
+            "The official checkpoints hold all four heads; "
+            f"this model (modality={torch_model.modality!r}) has {sorted(heads)}."
+        )
+        raise ValueError(msg)
+    paths = {name: official_head_path(folder, category, name, epochs, batch_size) for name in HEAD_NAMES}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        msg = "Missing official head file(s): " + ", ".join(missing)
+        raise FileNotFoundError(msg)
+    for name, path in paths.items():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            msg = f"{path} is not a state dict."
+            raise ValueError(msg)
+        try:
+            heads[name].load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            msg = f"{path} does not match CMDR's {name} head: {error}"
+            raise ValueError(msg) from error
