@@ -1,0 +1,166 @@
+import pytest
+import torch
+from conftest import make_clouds
+
+from anomalib_cmdr import CMDR, CMDRModel, load_official_heads
+from anomalib_cmdr.models.cmdr.backbones.weights import WeightsUnavailableError
+from anomalib_cmdr.models.cmdr.official import official_head_path
+
+
+@pytest.fixture
+def model(tiny_kwargs):
+    torch.manual_seed(0)
+    return CMDRModel(**tiny_kwargs, grid_size=32)
+
+
+def test_feature_shapes_and_valid_mask(model, clouds):
+    rgb, xyz = clouds
+    features = model.extract_features(rgb, xyz)
+    assert features.rgb.shape == (2, 32 * 32, 192)
+    assert features.xyz.shape == (2, 32 * 32, 64)
+    valid = features.valid.view(2, 32, 32)
+    # the hole (top-left 4x4 pixels) is invalid after pooling, the rest valid
+    assert not valid[:, :2, :2].any() and valid[:, 8:, 8:].all()
+
+
+def test_inference_outputs_and_masking(model, clouds):
+    rgb, xyz = clouds
+    out = model.eval()(rgb, xyz)
+    assert out.anomaly_map.shape == (2, 1, 32, 32) and out.pred_score.shape == (2,)
+    assert torch.isfinite(out.anomaly_map).all() and (out.pred_score > 0).all()
+
+
+def test_deterministic_bit_for_bit(tiny_kwargs, clouds):
+    rgb, xyz = clouds
+    torch.manual_seed(0)
+    first = CMDRModel(**tiny_kwargs, grid_size=32).eval()
+    torch.manual_seed(0)
+    second = CMDRModel(**tiny_kwargs, grid_size=32).eval()
+    a, b = first(rgb, xyz), second(rgb, xyz)
+    assert torch.equal(a.anomaly_map, b.anomaly_map) and torch.equal(a.pred_score, b.pred_score)
+    assert torch.equal(first(rgb, xyz).anomaly_map, a.anomaly_map)
+
+
+def test_batch_of_two_equals_two_batches_of_one(model):
+    rgb, xyz = make_clouds(2)
+    xyz[1, :, 20:, 20:] = 0  # different valid sets per sample
+    model.eval()
+    both = model(rgb, xyz)
+    for i in range(2):
+        single = model(rgb[i : i + 1], xyz[i : i + 1])
+        torch.testing.assert_close(both.anomaly_map[i], single.anomaly_map[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(both.pred_score[i], single.pred_score[0], rtol=1e-5, atol=1e-5)
+
+
+def test_short_training_lowers_each_loss(model, clouds):
+    rgb, xyz = clouds
+    optimizer = torch.optim.Adam(model.head_parameters(), lr=1e-3)
+    model.train()
+    first = {k: float(v) for k, v in model(rgb, xyz).items()}
+    for _ in range(15):
+        losses = model(rgb, xyz)
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    last = {k: float(v) for k, v in model(rgb, xyz).items()}
+    assert set(first) == {"loss_m3d2d", "loss_m2d3d", "loss_d2d", "loss_d3d"}
+    for name in first:
+        assert last[name] < 0.9 * first[name], (name, first[name], last[name])
+
+
+def test_each_loss_updates_only_its_head(model, clouds):
+    losses = model.train()(*clouds)
+    losses["loss_d2d"].backward()
+    assert all(p.grad is not None for p in model.Dec2D.parameters())
+    for name in ("map2Dto3D", "map3Dto2D", "Dec3D"):
+        assert all(p.grad is None for p in getattr(model, name).parameters()), name
+
+
+@pytest.mark.parametrize("modality", ["rgb", "xyz"])
+def test_single_modality_needs_only_its_input(tiny_kwargs, clouds, modality):
+    rgb, xyz = clouds
+    model = CMDRModel(**tiny_kwargs, grid_size=32, modality=modality)
+    inputs = (rgb, None) if modality == "rgb" else (None, xyz)
+    assert set(model.train()(*inputs)) == {"loss_d2d" if modality == "rgb" else "loss_d3d"}
+    out = model.eval()(*inputs)
+    assert out.anomaly_map.shape == (2, 1, 32, 32)
+    assert (model.rgb_backbone is None) == (modality == "xyz")
+
+
+def test_fpfh_backbone_runs_unchanged(tiny_kwargs, clouds):
+    model = CMDRModel(**tiny_kwargs, grid_size=32, xyz_backbone="fpfh")
+    assert model.xyz_backbone.out_dim == 33 and model.map2Dto3D.output.out_features == 33
+    out = model.eval()(*clouds)
+    assert torch.isfinite(out.anomaly_map).all()
+
+
+def test_bad_inputs_have_clear_errors(model, clouds):
+    rgb, xyz = clouds
+    model.eval()
+    with pytest.raises(ValueError, match="organized point clouds"):
+        model(rgb, xyz[:, :2])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        bad = xyz.clone()
+        bad[0, 2, 5, 5] = torch.inf
+        model(rgb, bad)
+    with pytest.raises(ValueError, match="needs RGB"):
+        model(None, xyz)
+
+
+def test_empty_cloud_gives_zero_map(model, clouds):
+    rgb, xyz = clouds
+    xyz[1] = 0
+    out = model.eval()(rgb, xyz)
+    assert out.pred_score[1] == 0 and not out.anomaly_map[1].any()
+    assert out.pred_score[0] > 0
+
+
+def test_pretrained_offline_fails_clearly(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match="rgb_weights"):
+        CMDRModel(rgb_backbone="resnet18", modality="rgb", pretrained=True, grid_size=32)
+
+
+def test_local_weight_files(tmp_path, tiny_kwargs):
+    import timm
+    from safetensors.torch import save_file
+
+    reference = timm.create_model("resnet18", pretrained=False)
+    torch.nn.init.constant_(reference.conv1.weight, 0.01)
+    save_file(reference.state_dict(), tmp_path / "resnet18.safetensors")
+    kwargs = {**tiny_kwargs, "pretrained": True, "rgb_weights": str(tmp_path / "resnet18.safetensors")}
+    model = CMDRModel(**kwargs, grid_size=32, modality="rgb")
+    assert torch.equal(model.rgb_backbone.model.conv1.weight, reference.conv1.weight)
+    with pytest.raises(FileNotFoundError, match="rgb_weights"):
+        CMDRModel(**{**kwargs, "rgb_weights": str(tmp_path / "missing.pth")}, modality="rgb", grid_size=32)
+
+    # a Point-MAE checkpoint in the release format
+    encoder = CMDRModel(**tiny_kwargs, grid_size=32, modality="xyz").xyz_backbone
+    release = {"base_model": {f"MAE_encoder.{k}": v + 1 for k, v in encoder.state_dict().items()}}
+    torch.save(release, tmp_path / "pretrain.pth")
+    loaded = CMDRModel(**{**tiny_kwargs, "pretrained": True, "xyz_weights": str(tmp_path / "pretrain.pth")},
+                       grid_size=32, modality="xyz").xyz_backbone
+    assert torch.equal(loaded.norm.weight, encoder.norm.weight + 1)
+    torch.save({"state_dict": {}}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not a Point-MAE checkpoint"):
+        CMDRModel(**{**tiny_kwargs, "xyz_weights": str(tmp_path / "other.pth")}, grid_size=32, modality="xyz")
+
+
+def test_load_official_heads(tmp_path, model, tiny_kwargs):
+    for name, head in model.heads().items():
+        path = official_head_path(tmp_path, "bagel", name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(head.state_dict(), path)
+    torch.manual_seed(1)
+    fresh = CMDR(**tiny_kwargs, image_size=32)
+    assert not torch.equal(fresh.model.Dec3D.decoder[0].weight, model.Dec3D.decoder[0].weight)
+    load_official_heads(fresh, tmp_path, "bagel")
+    for name, head in model.heads().items():
+        for key, value in head.state_dict().items():
+            assert torch.equal(fresh.model.heads()[name].state_dict()[key], value), (name, key)
+
+    with pytest.raises(FileNotFoundError, match="Dec3D_bagel_independent_10ep_1bs.pth"):
+        load_official_heads(fresh, tmp_path, "bagel", epochs=10)
+    torch.save({"weight": torch.zeros(1)}, official_head_path(tmp_path, "bagel", "Dec2D"))
+    with pytest.raises(ValueError, match="Dec2D"):
+        load_official_heads(fresh, tmp_path, "bagel")
