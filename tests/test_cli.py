@@ -1,0 +1,59 @@
+"""The stock ``anomalib`` command finds CMDR; the start-up hook stays lazy."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=300, check=False)
+
+
+def test_startup_hook_is_installed_and_lazy():
+    code = "import sys; print('_anomalib_cmdr_hook' in sys.modules, 'torch' in sys.modules, 'anomalib' in sys.modules)"
+    result = run(sys.executable, "-c", code)
+    assert result.stdout.split() == ["True", "False", "False"], result.stderr
+
+
+def test_importing_anomalib_cli_registers_cmdr():
+    code = (
+        "import anomalib.cli.cli, sys; from anomalib.models.components import AnomalibModule;"
+        "print('anomalib_cmdr' in sys.modules, 'CMDR' in {c.__name__ for c in AnomalibModule.__subclasses__()})"
+    )
+    assert run(sys.executable, "-c", code).stdout.split() == ["True", "True"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["CMDR", "anomalib_cmdr.CMDR"])
+def test_stock_cli_resolves_model(model):
+    result = run(str(BIN / "anomalib"), "fit", "--model", model, "--model.pretrained", "false", "--print_config")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "class_path: anomalib_cmdr.CMDR" in result.stdout
+
+
+@pytest.mark.slow
+def test_stock_cli_model_help_lists_arguments():
+    result = run(str(BIN / "anomalib"), "fit", "--model.help", "CMDR")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for argument in ("--model.modality", "--model.xyz_backbone", "--model.rgb_weights", "--model.map_normalization"):
+        assert argument in result.stdout
+
+
+@pytest.mark.slow
+def test_config_files_load(tmp_path):
+    root = Path(__file__).parents[1] / "configs" / "model"
+    for config in sorted(root.glob("*.yaml")):
+        result = run(str(BIN / "anomalib"), "fit", "-c", str(config), "--print_config")
+        assert result.returncode == 0, (config.name, result.stderr[-2000:])
+        assert "anomalib_cmdr.CMDR" in result.stdout
+
+
+def test_console_script_lists_plugin_commands():
+    result = run(str(BIN / "anomalib-cmdr"), "synth", "--help")
+    assert result.returncode == 0 and "--image-size" in result.stdout
