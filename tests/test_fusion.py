@@ -73,7 +73,7 @@ def test_single_modality_uses_its_reconstruction_only(case):
 
 def test_all_invalid_gives_zero_map_and_score(case):
     maps, valid = case
-    psi, score, anomaly_map = run(maps, np.zeros_like(valid))
+    _, score, anomaly_map = run(maps, np.zeros_like(valid))
     assert score == 0 and not anomaly_map.any() and np.isfinite(anomaly_map).all()
 
 

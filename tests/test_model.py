@@ -1,10 +1,10 @@
 import pytest
 import torch
-from conftest import make_clouds
 
 from anomalib_cmdr import CMDR, CMDRModel, load_official_heads
 from anomalib_cmdr.models.cmdr.backbones.weights import WeightsUnavailableError
 from anomalib_cmdr.models.cmdr.official import official_head_path
+from conftest import make_clouds
 
 
 @pytest.fixture
@@ -138,8 +138,11 @@ def test_local_weight_files(tmp_path, tiny_kwargs):
     encoder = CMDRModel(**tiny_kwargs, grid_size=32, modality="xyz").xyz_backbone
     release = {"base_model": {f"MAE_encoder.{k}": v + 1 for k, v in encoder.state_dict().items()}}
     torch.save(release, tmp_path / "pretrain.pth")
-    loaded = CMDRModel(**{**tiny_kwargs, "pretrained": True, "xyz_weights": str(tmp_path / "pretrain.pth")},
-                       grid_size=32, modality="xyz").xyz_backbone
+    loaded = CMDRModel(
+        **{**tiny_kwargs, "pretrained": True, "xyz_weights": str(tmp_path / "pretrain.pth")},
+        grid_size=32,
+        modality="xyz",
+    ).xyz_backbone
     assert torch.equal(loaded.norm.weight, encoder.norm.weight + 1)
     torch.save({"state_dict": {}}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="not a Point-MAE checkpoint"):
@@ -159,7 +162,7 @@ def test_load_official_heads(tmp_path, model, tiny_kwargs):
         for key, value in head.state_dict().items():
             assert torch.equal(fresh.model.heads()[name].state_dict()[key], value), (name, key)
 
-    with pytest.raises(FileNotFoundError, match="Dec3D_bagel_independent_10ep_1bs.pth"):
+    with pytest.raises(FileNotFoundError, match=r"Dec3D_bagel_independent_10ep_1bs\.pth"):
         load_official_heads(fresh, tmp_path, "bagel", epochs=10)
     torch.save({"weight": torch.zeros(1)}, official_head_path(tmp_path, "bagel", "Dec2D"))
     with pytest.raises(ValueError, match="Dec2D"):

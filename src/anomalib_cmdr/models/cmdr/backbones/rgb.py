@@ -26,6 +26,16 @@ from torch.nn import functional
 from .weights import check_weight_file, unavailable
 
 
+def _create(name: str, pretrained: bool, kwargs: dict[str, Any]) -> nn.Module:
+    """``timm.create_model``; ViTs get ``dynamic_img_size=True`` so that any input size works."""
+    if "dynamic_img_size" not in kwargs:
+        try:
+            return timm.create_model(name, pretrained=pretrained, dynamic_img_size=True, **kwargs)
+        except TypeError:  # not a ViT-like model
+            pass
+    return timm.create_model(name, pretrained=pretrained, **kwargs)
+
+
 class RGBBackbone(nn.Module):
     """A frozen timm backbone returning a dense feature map.
 
@@ -35,7 +45,8 @@ class RGBBackbone(nn.Module):
             model's final norm (for a ViT, the patch tokens after the final norm, as in the paper).
         pretrained: Load pretrained weights (timm hub, or ``weights``). ``False``: random weights.
         weights: Local weight file (a state dict ``.pth``/``.bin`` or ``.safetensors``) for offline use.
-        model_kwargs: Extra ``timm.create_model`` arguments (e.g. ``{"img_size": 64}``).
+        model_kwargs: Extra ``timm.create_model`` arguments (e.g. ``{"patch_size": 8}`` for a random-weight
+            ViT). ViTs are created with ``dynamic_img_size=True``, so any input size works.
 
     Raises:
         WeightsUnavailableError: If pretrained weights cannot be downloaded and no file was given.
@@ -56,7 +67,7 @@ class RGBBackbone(nn.Module):
         if weight_file is not None:
             kwargs["pretrained_cfg_overlay"] = {"file": str(weight_file)}
         try:
-            self.model = timm.create_model(name, pretrained=pretrained or weight_file is not None, **kwargs)
+            self.model = _create(name, pretrained or weight_file is not None, kwargs)
         except (OSError, RuntimeError, ConnectionError) as error:
             if pretrained and weight_file is None:
                 raise unavailable(f"timm model {name!r}", "rgb_weights", error) from error

@@ -1,0 +1,165 @@
+"""Datamodule for a user's own RGB + organized point cloud tree in the MVTec 3D-AD layout.
+
+The tree is ``<root>/<category>/...`` (or, with ``category=None``, ``<root>`` is itself the category
+folder)::
+
+    <category>/
+        train/good/{rgb/000.png, xyz/000.tiff}
+        validation/good/{rgb/000.png, xyz/000.tiff}          (optional; see ``val_split_mode``)
+        test/<good | defect type>/{rgb/000.png, xyz/000.tiff, gt/000.png}
+
+:class:`RGBXYZFolder` is also the base of :class:`~anomalib_cmdr.data.MVTec3DAD` (which adds the download)
+and :class:`~anomalib_cmdr.data.Synthetic3D` (which adds the generator).
+
+Validation split (``val_split_mode``): the default ``"same_as_test"`` validates on the test set, like
+anomalib's ``MVTec3D``; anomalib's ``PostProcessor`` learns its thresholds on validation batches, and the
+test set is the only split with anomalies. ``"from_dir"`` validates on the tree's own ``validation/good``
+folder instead, which holds normal samples only: fine for monitoring a loss or early stopping on unseen
+normals, but thresholds and AUROC learned from it are degenerate (no anomalous example). The other
+anomalib modes (``"from_test"``, ``"from_train"``, ``"synthetic"``, ``"none"``) work as in anomalib.
+
+Example:
+    >>> from anomalib_cmdr.data import RGBXYZFolder
+    >>> datamodule = RGBXYZFolder(root="./datasets/parts", category="housing", image_size=224)  # doctest: +SKIP
+    >>> datamodule.setup()  # doctest: +SKIP
+    >>> batch = next(iter(datamodule.test_dataloader()))  # doctest: +SKIP
+    >>> batch.depth_map.shape  # doctest: +SKIP
+    torch.Size([32, 3, 224, 224])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anomalib.data.datamodules.base.image import AnomalibDataModule
+from anomalib.data.utils import Split, TestSplitMode, ValSplitMode
+from torchvision.transforms.v2 import Transform
+
+from anomalib_cmdr.data.dataset import RGBXYZDataset, make_rgbxyz_samples
+from anomalib_cmdr.data.preprocessing import preprocess_tree
+
+__all__ = ["RGBXYZFolder"]
+
+
+class RGBXYZFolder(AnomalibDataModule):
+    """Datamodule over an MVTec 3D-AD-like RGB + xyz folder tree (no download).
+
+    Args:
+        root (str | Path): Folder holding the category folders, or the category folder itself when
+            ``category`` is ``None``.
+        category (str | None): Category folder name below ``root``. Defaults to ``None``.
+        train_batch_size (int): Training batch size. Defaults to ``32``.
+        eval_batch_size (int): Validation / test batch size. Defaults to ``32``.
+        num_workers (int): Data-loader workers. Defaults to ``8``.
+        train_augmentations (Transform | None): Training augmentations. Defaults to ``None``.
+        val_augmentations (Transform | None): Validation augmentations. Defaults to ``None``.
+        test_augmentations (Transform | None): Test augmentations. Defaults to ``None``.
+        augmentations (Transform | None): Augmentations for the stages without their own. Defaults to
+            ``None``. Geometric transforms also move the point cloud (nearest neighbour).
+        test_split_mode (TestSplitMode | str): How to obtain the test set. Defaults to ``"from_dir"``.
+        test_split_ratio (float): Fraction of training images moved to the test set when the test folder has
+            no normal images. Defaults to ``0.2``.
+        val_split_mode (ValSplitMode | str): How to obtain the validation set; ``"from_dir"`` uses the
+            tree's ``validation`` folder (see the module docstring). Defaults to ``"same_as_test"``.
+        val_split_ratio (float): Fraction used by the ``from_*`` split modes. Defaults to ``0.5``.
+        seed (int | None): Seed of the random splits. Defaults to ``None``.
+        image_size (int | tuple[int, int] | None): Resize every item to this ``(height, width)`` in the
+            dataset (RGB bicubic, point cloud and mask nearest neighbour); ``None`` keeps the files' size,
+            which must then agree within each sample and across a batch. Defaults to ``None``.
+        square_pad (bool): With ``image_size``, centre each image in a square first (RGB edge-replicated,
+            point cloud padded with holes), as the paper does. Defaults to ``True``.
+        preprocess (bool): Use the paper's background removal (plane + largest cluster), computed once
+            into the plug-in's cache by :meth:`prepare_data` (or lazily on first read). Defaults to
+            ``False``.
+        cache_dir (str | Path | None): Cache directory for ``preprocess``. Defaults to
+            ``<root>/../.anomalib_cmdr_cache/<root name>``; never inside ``root``.
+
+    Example:
+        >>> datamodule = RGBXYZFolder("./datasets/parts/housing", image_size=224, preprocess=True)  # doctest: +SKIP
+        >>> datamodule.prepare_data()  # doctest: +SKIP
+        >>> datamodule.setup()  # doctest: +SKIP
+        >>> datamodule.test_data.samples.groupby("defect_type").size()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        category: str | None = None,
+        train_batch_size: int = 32,
+        eval_batch_size: int = 32,
+        num_workers: int = 8,
+        train_augmentations: Transform | None = None,
+        val_augmentations: Transform | None = None,
+        test_augmentations: Transform | None = None,
+        augmentations: Transform | None = None,
+        test_split_mode: TestSplitMode | str = TestSplitMode.FROM_DIR,
+        test_split_ratio: float = 0.2,
+        val_split_mode: ValSplitMode | str = ValSplitMode.SAME_AS_TEST,
+        val_split_ratio: float = 0.5,
+        seed: int | None = None,
+        image_size: int | tuple[int, int] | None = None,
+        square_pad: bool = True,
+        preprocess: bool = False,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(
+            train_batch_size=train_batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            train_augmentations=train_augmentations,
+            val_augmentations=val_augmentations,
+            test_augmentations=test_augmentations,
+            augmentations=augmentations,
+            test_split_mode=test_split_mode,
+            test_split_ratio=test_split_ratio,
+            val_split_mode=val_split_mode,
+            val_split_ratio=val_split_ratio,
+            seed=seed,
+        )
+        self.root = Path(root)
+        self._category_folder = category
+        self.category = category if category is not None else self.root.resolve().name
+        self.image_size = image_size
+        self.square_pad = square_pad
+        self.preprocess = preprocess
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+
+    @property
+    def category_root(self) -> Path:
+        """Folder of the category: ``root / category``, or ``root`` when no category was given."""
+        return self.root / self._category_folder if self._category_folder is not None else self.root
+
+    def prepare_data(self) -> None:
+        """Fill the background-removal cache when ``preprocess`` is set (nothing to download)."""
+        if self.preprocess:
+            categories = [self._category_folder] if self._category_folder is not None else None
+            preprocess_tree(self.root, categories=categories, cache_dir=self.cache_dir)
+
+    def _dataset(self, split: Split) -> RGBXYZDataset:
+        """Dataset of one split of the category folder.
+
+        Args:
+            split (Split): Split to load.
+
+        Returns:
+            RGBXYZDataset: The split's dataset, configured with this datamodule's size and cache options.
+        """
+        return RGBXYZDataset(
+            make_rgbxyz_samples(self.category_root, split),
+            image_size=self.image_size,
+            square_pad=self.square_pad,
+            preprocess=self.preprocess,
+            cache_dir=self.cache_dir,
+            data_root=self.root,
+        )
+
+    def _setup(self, _stage: str | None = None) -> None:
+        """Create the train and test datasets, and the validation dataset for ``val_split_mode="from_dir"``.
+
+        Args:
+            _stage (str | None): Lightning stage, unused: all subsets are created at once.
+        """
+        self.train_data = self._dataset(Split.TRAIN)
+        self.test_data = self._dataset(Split.TEST)
+        if self.val_split_mode == ValSplitMode.FROM_DIR:
+            self.val_data = self._dataset(Split.VAL)
