@@ -48,7 +48,9 @@ def test_engine_fit_test_reports_all_metrics(trained):
     for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO@0.3", "pixel_AUPRO@0.01"):
         assert 0.0 <= metrics[name] <= 1.0, name
     images = list(Path(out).rglob("images/**/*.png"))
-    assert images, "the visualizer wrote no image"
+    # one picture per test sample: defect types sharing file names (000.png) must not overwrite each other
+    assert len(images) == 3 + 1 * 6, sorted(str(p) for p in images)
+    assert any("/test/crack/" in str(p) for p in images)
 
 
 @pytest.mark.slow

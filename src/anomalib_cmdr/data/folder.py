@@ -125,6 +125,17 @@ class RGBXYZFolder(AnomalibDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
     @property
+    def name(self) -> str:
+        """Name of the data set: the folder that holds the category folders.
+
+        anomalib uses it for the results folder and, with ``category``, to keep the sub-folders of each
+        input (``test/<defect type>/rgb/``) in the visualizations' paths, so that samples of different
+        defect types with the same file name do not overwrite each other.
+        """
+        dataset_root = self.root if self._category_folder is not None else self.root.parent
+        return dataset_root.resolve().name or self.__class__.__name__
+
+    @property
     def category_root(self) -> Path:
         """Folder of the category: ``root / category``, or ``root`` when no category was given."""
         return self.root / self._category_folder if self._category_folder is not None else self.root
