@@ -167,3 +167,18 @@ def test_load_official_heads(tmp_path, model, tiny_kwargs):
     torch.save({"weight": torch.zeros(1)}, official_head_path(tmp_path, "bagel", "Dec2D"))
     with pytest.raises(ValueError, match="Dec2D"):
         load_official_heads(fresh, tmp_path, "bagel")
+
+
+def test_pointmae_batchnorm_modes(tiny_kwargs, clouds):
+    """'sample' (the authors' train-mode BatchNorm, per cloud) differs from 'running' and changes no buffer."""
+    _, xyz = clouds
+    torch.manual_seed(0)
+    sample = CMDRModel(**tiny_kwargs, grid_size=32, modality="xyz").eval()
+    torch.manual_seed(0)
+    running = CMDRModel(**tiny_kwargs, grid_size=32, modality="xyz", pointmae_batchnorm="running").eval()
+    before = {k: v.clone() for k, v in sample.xyz_backbone.state_dict().items()}
+    a, b = sample.xyz_features(xyz), running.xyz_features(xyz)
+    assert not torch.allclose(a, b)
+    assert all(torch.equal(v, sample.xyz_backbone.state_dict()[k]) for k, v in before.items())
+    # per cloud: a sample's features do not depend on the other clouds of the batch
+    torch.testing.assert_close(sample.xyz_features(xyz[:1]), a[:1], rtol=1e-5, atol=1e-6)

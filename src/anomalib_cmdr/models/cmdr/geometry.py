@@ -180,7 +180,10 @@ def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[
     indices, weights = [], []
     for start in range(0, points.shape[0], _CHUNK):
         dist = square_distance(points[start : start + _CHUNK], centres)
-        dist, index = torch.topk(dist, k, dim=1, largest=False, sorted=True)
+        # A full sort, not topk: float32 ties between the 3rd and 4th centre are frequent at metre
+        # scale, and sort breaks them like the reference code (maps match it bit for bit).
+        dist, index = dist.sort(dim=1)
+        dist, index = dist[:, :k], index[:, :k]
         recip = 1.0 / (dist + 1e-8)
         indices.append(index)
         weights.append(recip / recip.sum(dim=1, keepdim=True))

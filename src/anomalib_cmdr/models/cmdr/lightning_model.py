@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from anomalib import LearningType
@@ -66,6 +66,9 @@ class CMDR(AnomalibModule):
         pointmae_dim: Point-MAE width (384; smaller only with random weights).
         pointmae_depth: Point-MAE blocks (12).
         pointmae_heads: Point-MAE heads (6).
+        pointmae_batchnorm: ``"sample"``: Point-MAE's group-encoder BatchNorm uses each cloud's own
+            statistics, as the authors' code runs it (default, for parity with their heads);
+            ``"running"``: the checkpoint's running statistics.
         fpfh_kwargs: FPFH extractor arguments (radii relative to the point spacing, voxel size).
         pretrained: Use pretrained backbones (download, or ``rgb_weights``/``xyz_weights``).
             ``False``: random weights, no network (tests, offline experiments).
@@ -95,6 +98,7 @@ class CMDR(AnomalibModule):
         pointmae_dim: int = 384,
         pointmae_depth: int = 12,
         pointmae_heads: int = 6,
+        pointmae_batchnorm: Literal["sample", "running"] = "sample",
         fpfh_kwargs: dict[str, Any] | None = None,
         pretrained: bool = True,
         image_size: int = 224,
@@ -131,6 +135,7 @@ class CMDR(AnomalibModule):
             pointmae_dim=pointmae_dim,
             pointmae_depth=pointmae_depth,
             pointmae_heads=pointmae_heads,
+            pointmae_batchnorm=pointmae_batchnorm,
             fpfh_kwargs=fpfh_kwargs,
             pretrained=pretrained,
             grid_size=grid_size or image_size,

@@ -90,6 +90,8 @@ class CMDRModel(nn.Module):
         pointmae_dim: Point-MAE width.
         pointmae_depth: Point-MAE blocks.
         pointmae_heads: Point-MAE heads.
+        pointmae_batchnorm: ``"sample"`` (the authors' behaviour) or ``"running"`` statistics in
+            Point-MAE's group encoder (see :class:`~.backbones.pointmae.PointMAEExtractor`).
         fpfh_kwargs: :class:`~anomalib_cmdr.models.cmdr.backbones.fpfh.FPFHExtractor` arguments.
         pretrained: Pretrained backbones (download or local files); ``False``: random weights.
         grid_size: Side of the head grid (the paper: 224, the input size).
@@ -112,6 +114,7 @@ class CMDRModel(nn.Module):
         pointmae_dim: int = 384,
         pointmae_depth: int = 12,
         pointmae_heads: int = 6,
+        pointmae_batchnorm: Literal["sample", "running"] = "sample",
         fpfh_kwargs: dict[str, Any] | None = None,
         pretrained: bool = True,
         grid_size: int = 224,
@@ -144,6 +147,7 @@ class CMDRModel(nn.Module):
                     "layers": xyz_layers,
                     "pretrained": pretrained,
                     "weights": xyz_weights,
+                    "batchnorm": pointmae_batchnorm,
                 }
             else:
                 xyz_kwargs = dict(fpfh_kwargs or {})

@@ -20,8 +20,10 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 from urllib.error import URLError
 
 import torch
@@ -90,6 +92,30 @@ def load_pointmae_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+@contextmanager
+def batch_statistics(module: nn.Module) -> Iterator[None]:
+    """Let the BatchNorm layers of ``module`` normalise with the statistics of the current batch.
+
+    Running statistics (and every other buffer) are left exactly as they were.
+
+    Args:
+        module: The module whose BatchNorm layers to switch.
+
+    Yields:
+        Nothing; the layers are restored on exit.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for norm in norms:
+        norm.training, norm.momentum = True, 0.0
+    try:
+        yield
+    finally:
+        for norm, (training, momentum, tracked) in zip(norms, saved, strict=True):
+            norm.training, norm.momentum = training, momentum
+            norm.num_batches_tracked.copy_(tracked)
+
+
 class PointMAEExtractor(nn.Module):
     """Point-MAE features for every valid point of each cloud.
 
@@ -103,6 +129,11 @@ class PointMAEExtractor(nn.Module):
         drop_path_rate: Stochastic depth of the last block (0.1; inactive since the encoder is frozen).
         pretrained: Load the Point-MAE release weights (download once into anomalib's cache).
         weights: A local Point-MAE checkpoint in the release format (offline use).
+        batchnorm: How the group encoder's two BatchNorm layers normalise. ``"sample"`` (default): with
+            the statistics of each cloud's own groups, as the authors' code does (it never puts
+            Point-MAE in eval mode; its batches hold one cloud); computed per cloud, so results do not
+            depend on the batch. ``"running"``: with the checkpoint's running statistics (eval mode).
+            Either way nothing is updated and stochastic depth stays off.
 
     Raises:
         WeightsUnavailableError: If pretrained weights cannot be had.
@@ -119,8 +150,13 @@ class PointMAEExtractor(nn.Module):
         drop_path_rate: float = 0.1,
         pretrained: bool = True,
         weights: str | Path | None = None,
+        batchnorm: Literal["sample", "running"] = "sample",
     ) -> None:
         super().__init__()
+        if batchnorm not in {"sample", "running"}:
+            msg = f"pointmae_batchnorm={batchnorm!r}: choose 'sample' or 'running'."
+            raise ValueError(msg)
+        self.batchnorm = batchnorm
         if any(not 0 <= i < depth for i in layers):
             msg = f"xyz_layers={list(layers)} must lie in [0, {depth})."
             raise ValueError(msg)
@@ -167,7 +203,11 @@ class PointMAEExtractor(nn.Module):
         centres = torch.stack([p[g.centre_index] for p, g in zip(clouds, groups, strict=True)])
         neighbourhoods = torch.stack([p[g.group_index] for p, g in zip(clouds, groups, strict=True)])
         neighbourhoods = neighbourhoods - centres.unsqueeze(2)
-        tokens = self.encoder(neighbourhoods)
+        if self.batchnorm == "sample":
+            with batch_statistics(self.encoder):
+                tokens = torch.cat([self.encoder(group[None]) for group in neighbourhoods])
+        else:
+            tokens = self.encoder(neighbourhoods)
         outputs = self.blocks(tokens, self.pos_embed(centres))
         centre_features = torch.cat([self.norm(outputs[i]) for i in self.layers], dim=-1)  # (B, G, C)
         return [
