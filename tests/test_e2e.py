@@ -111,3 +111,15 @@ def test_stock_cli_trains_and_tests_on_a_new_synthetic_root(tmp_path):
     assert (tmp_path / "new" / "disc" / "train" / "good" / "xyz" / "000.tiff").is_file()
     for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO@0.3", "pixel_AUPRO@0.01"):
         assert name in output, name
+
+    # the CLI's test and predict from the trained checkpoint
+    checkpoint = next((tmp_path / "results").rglob("*.ckpt"))
+    base = [a for a in args[2:] if a != str(tmp_path / "results")]
+    base.remove("--default_root_dir")
+    for command, out in (("test", "tested"), ("predict", "predicted")):
+        rerun = [args[0], command, *base, "--default_root_dir", str(tmp_path / out), "--ckpt_path", str(checkpoint)]
+        result = subprocess.run(rerun, capture_output=True, text=True, env=env, timeout=600, check=False)
+        assert result.returncode == 0, (command, (result.stdout + result.stderr)[-3000:])
+        if command == "test":
+            assert "pixel_AUPRO@0.3" in result.stdout + result.stderr
+    assert list((tmp_path / "predicted").rglob("images/**/*.png")), "predict wrote no visualization"
