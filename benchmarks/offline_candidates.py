@@ -102,14 +102,19 @@ def main() -> None:
     rows = []
     for name in args.candidates:
         for category in args.categories:
-            result = run(name, CANDIDATES[name], args.root, category, args.epochs, args.image_size, args.out)
+            result = run(
+                name, CANDIDATES[name], args.root, category, args.epochs, args.image_size, args.grid_size, args.out
+            )
             rows.append((name, category, result))
-            print(name, category, {k: round(v, 3) for k, v in result.items()}, flush=True)
-    print("\n| candidate | category | I-AUROC | P-AUROC | AUPRO@0.3 | fit+test s |\n|---|---|---|---|---|---|")
+            print(name, category, result, flush=True)
+    types = sorted({t for _, _, r in rows for t in r["by_type"]})
+    print("\n| candidate | category | I-AUROC | P-AUROC | AUPRO@0.3 | fit+test s | " + " | ".join(types) + " |")
+    print("|---" * (6 + len(types)) + "|")
     for name, category, r in rows:
+        cells = " | ".join(f"{r['by_type'].get(t, float('nan')):.2f}" for t in types)
         print(
             f"| {name} | {category} | {r['image_AUROC']:.3f} | {r['pixel_AUROC']:.3f} | "
-            f"{r['pixel_AUPRO@0.3']:.3f} | {r['seconds']:.0f} |"
+            f"{r['pixel_AUPRO@0.3']:.3f} | {r['seconds']:.0f} | {cells} |"
         )
 
 
