@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_ROOT ?= datasets/Synthetic3D
-DEMO_CATEGORY ?= bracket
+DEMO_CATEGORY ?= disc
 
 .PHONY: demo test lint setup setup-dev system-deps clean
 
