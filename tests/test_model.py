@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -182,3 +184,20 @@ def test_pointmae_batchnorm_modes(tiny_kwargs, clouds):
     assert all(torch.equal(v, sample.xyz_backbone.state_dict()[k]) for k, v in before.items())
     # per cloud: a sample's features do not depend on the other clouds of the batch
     torch.testing.assert_close(sample.xyz_features(xyz[:1]), a[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_pointmae_download_failure_is_clear_and_leaves_no_partial_file(tmp_path, monkeypatch, tiny_kwargs):
+    from urllib.error import URLError
+
+    from anomalib_cmdr.models.cmdr.backbones import pointmae
+
+    monkeypatch.setattr(pointmae, "get_pretrained_weights_dir", lambda: tmp_path)
+
+    def offline(url, filename, reporthook=None):
+        Path(filename).write_bytes(b"partial")
+        raise URLError("no network")
+
+    monkeypatch.setattr("urllib.request.urlretrieve", offline)
+    with pytest.raises(WeightsUnavailableError, match="xyz_weights"):
+        CMDRModel(**{**tiny_kwargs, "pretrained": True}, grid_size=32, modality="xyz")
+    assert not list(tmp_path.rglob("*.pth")) and not list(tmp_path.rglob("*.part"))
