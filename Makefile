@@ -33,7 +33,7 @@ setup-dev: system-deps $(VENV)/.installed-dev
 
 demo: setup
 	$(BIN)/anomalib-cmdr synth $(DEMO_ROOT) --categories $(DEMO_CATEGORY) --preview results/demo_samples.png
-	$(BIN)/anomalib train -c configs/model/cmdr_offline.yaml -c configs/data/synthetic3d.yaml \
+	$(BIN)/anomalib train -c configs/model/cmdr_offline.yaml --data configs/data/synthetic3d.yaml \
 		--data.root $(DEMO_ROOT) --data.category $(DEMO_CATEGORY) --default_root_dir results
 	@echo "Visualizations: results/CMDR/Synthetic3D/$(DEMO_CATEGORY)/latest/images"
 	@echo "Sample preview: results/demo_samples.png"

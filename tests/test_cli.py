@@ -54,6 +54,15 @@ def test_config_files_load(tmp_path):
         assert "anomalib_cmdr.CMDR" in result.stdout
 
 
+@pytest.mark.slow
+def test_data_configs_load_as_the_readme_uses_them():
+    model = Path(__file__).parents[1] / "configs" / "model" / "cmdr_small.yaml"
+    for config in sorted((Path(__file__).parents[1] / "configs" / "data").glob("*.yaml")):
+        result = run(str(BIN / "anomalib"), "fit", "-c", str(model), "--data", str(config), "--print_config")
+        assert result.returncode == 0, (config.name, result.stderr[-2000:])
+        assert "class_path: anomalib_cmdr.data." in result.stdout
+
+
 def test_console_script_lists_plugin_commands():
     result = run(str(BIN / "anomalib-cmdr"), "synth", "--help")
     assert result.returncode == 0 and "--image-size" in result.stdout
