@@ -123,3 +123,38 @@ def test_stock_cli_trains_and_tests_on_a_new_synthetic_root(tmp_path):
         if command == "test":
             assert "pixel_AUPRO@0.3" in result.stdout + result.stderr
     assert list((tmp_path / "predicted").rglob("images/**/*.png")), "predict wrote no visualization"
+
+
+@pytest.mark.slow
+def test_offline_configuration_end_to_end_from_the_stock_cli(tmp_path):
+    """cmdr_offline.yaml (random ResNet18 + FPFH) trains and tests with no network and no weight file."""
+    config = Path(__file__).parents[1] / "configs" / "model" / "cmdr_offline.yaml"
+    args = [
+        str(Path(sys.executable).parent / "anomalib"),
+        "train",
+        "-c",
+        str(config),
+        "--model.image_size",
+        "64",
+        "--model.grid_size",
+        "32",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.check_val_every_n_epoch",
+        "1",
+        "--data",
+        "anomalib_cmdr.data.Synthetic3D",
+        "--data.root",
+        str(tmp_path / "data"),
+        "--default_root_dir",
+        str(tmp_path / "results"),
+    ]
+    for key, value in SMALL_DATA.items():
+        args += [f"--data.{key}", str(value)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "xyz_backbone: fpfh" in (next((tmp_path / "results").rglob("config.yaml")).read_text())
+    for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO@0.3"):
+        assert name in output, name
