@@ -77,84 +77,49 @@ def test_checkpoint_round_trip_gives_identical_maps(trained, tmp_path):
     assert torch.equal(a.anomaly_map, b.anomaly_map) and torch.equal(a.pred_score, b.pred_score)
 
 
-@pytest.mark.slow
-def test_stock_cli_trains_and_tests_on_a_new_synthetic_root(tmp_path):
-    config = Path(__file__).parents[1] / "configs" / "model" / "cmdr_small.yaml"
-    args = [
-        str(Path(sys.executable).parent / "anomalib"),
-        "train",
-        "-c",
-        str(config),
-        "--model",
-        "CMDR",
-        "--model.image_size",
-        "32",
-        "--model.num_group",
-        "32",
-        "--model.group_size",
-        "16",
-        "--data",
-        "anomalib_cmdr.data.Synthetic3D",
-        "--data.root",
-        str(tmp_path / "new"),
-        "--trainer.max_epochs",
-        "1",
-        "--default_root_dir",
-        str(tmp_path / "results"),
-    ]
+CONFIGS = Path(__file__).parents[1] / "configs" / "model"
+
+
+def stock_cli(command: str, config: str, options: list[str], data_root: Path, out: Path, *extra: str):
+    """Run the stock ``anomalib`` command on a small Synthetic3D tree; returns (result, combined output)."""
+    args = [str(Path(sys.executable).parent / "anomalib"), command, "-c", str(CONFIGS / config), *options]
+    args += ["--data", "anomalib_cmdr.data.Synthetic3D", "--data.root", str(data_root), "--default_root_dir", str(out)]
     for key, value in SMALL_DATA.items():
         args += [f"--data.{key}", str(value)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
+    result = subprocess.run([*args, *extra], capture_output=True, text=True, env=env, timeout=600, check=False)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
+    assert result.returncode == 0, (command, output[-3000:])
+    return result, output
+
+
+@pytest.mark.slow
+def test_stock_cli_trains_and_tests_on_a_new_synthetic_root(tmp_path):
+    options = ["--model", "CMDR", "--model.image_size", "32", "--model.num_group", "32", "--model.group_size", "16"]
+    options += ["--trainer.max_epochs", "1"]
+    _, output = stock_cli("train", "cmdr_small.yaml", options, tmp_path / "new", tmp_path / "results")
     assert (tmp_path / "new" / "disc" / "train" / "good" / "xyz" / "000.tiff").is_file()
     for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO@0.3", "pixel_AUPRO@0.01"):
         assert name in output, name
 
     # the CLI's test and predict from the trained checkpoint
-    checkpoint = next((tmp_path / "results").rglob("*.ckpt"))
-    base = [a for a in args[2:] if a != str(tmp_path / "results")]
-    base.remove("--default_root_dir")
-    for command, out in (("test", "tested"), ("predict", "predicted")):
-        rerun = [args[0], command, *base, "--default_root_dir", str(tmp_path / out), "--ckpt_path", str(checkpoint)]
-        result = subprocess.run(rerun, capture_output=True, text=True, env=env, timeout=600, check=False)
-        assert result.returncode == 0, (command, (result.stdout + result.stderr)[-3000:])
-        if command == "test":
-            assert "pixel_AUPRO@0.3" in result.stdout + result.stderr
+    checkpoint = str(next((tmp_path / "results").rglob("*.ckpt")))
+    _, output = stock_cli(
+        "test", "cmdr_small.yaml", options, tmp_path / "new", tmp_path / "tested", "--ckpt_path", checkpoint
+    )
+    assert "pixel_AUPRO@0.3" in output
+    stock_cli(
+        "predict", "cmdr_small.yaml", options, tmp_path / "new", tmp_path / "predicted", "--ckpt_path", checkpoint
+    )
     assert list((tmp_path / "predicted").rglob("images/**/*.png")), "predict wrote no visualization"
 
 
 @pytest.mark.slow
 def test_offline_configuration_end_to_end_from_the_stock_cli(tmp_path):
     """cmdr_offline.yaml (random ResNet18 + FPFH) trains and tests with no network and no weight file."""
-    config = Path(__file__).parents[1] / "configs" / "model" / "cmdr_offline.yaml"
-    args = [
-        str(Path(sys.executable).parent / "anomalib"),
-        "train",
-        "-c",
-        str(config),
-        "--model.image_size",
-        "64",
-        "--model.grid_size",
-        "32",
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.check_val_every_n_epoch",
-        "1",
-        "--data",
-        "anomalib_cmdr.data.Synthetic3D",
-        "--data.root",
-        str(tmp_path / "data"),
-        "--default_root_dir",
-        str(tmp_path / "results"),
-    ]
-    for key, value in SMALL_DATA.items():
-        args += [f"--data.{key}", str(value)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
-    assert "xyz_backbone: fpfh" in (next((tmp_path / "results").rglob("config.yaml")).read_text())
+    options = ["--model.image_size", "64", "--model.grid_size", "32"]
+    options += ["--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1"]
+    _, output = stock_cli("train", "cmdr_offline.yaml", options, tmp_path / "data", tmp_path / "results")
+    assert "xyz_backbone: fpfh" in next((tmp_path / "results").rglob("config.yaml")).read_text()
     for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO@0.3"):
         assert name in output, name
