@@ -1,1 +1,1 @@
-"""Package."""
+"""Command-line entry points of anomalib-cmdr (the ``anomalib-cmdr`` console script)."""

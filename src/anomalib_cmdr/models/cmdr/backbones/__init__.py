@@ -1,1 +1,11 @@
-"""Package."""
+"""Frozen feature extractors of CMDR: a timm 2D backbone, and Point-MAE or FPFH for 3D.
+
+Example:
+    >>> from anomalib_cmdr.models.cmdr.backbones import RGBBackbone, PointMAEExtractor
+"""
+
+from .pointmae import PointMAEExtractor
+from .rgb import RGBBackbone
+from .weights import WeightsUnavailableError
+
+__all__ = ["PointMAEExtractor", "RGBBackbone", "WeightsUnavailableError"]
