@@ -24,7 +24,6 @@ From the stock CLI::
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -256,7 +255,3 @@ class CMDR(AnomalibModule):
     def head_parameter_count(self) -> int:
         """Number of trained parameters (the four heads)."""
         return sum(p.numel() for p in self.model.head_parameters())
-
-    def __repr_params__(self) -> str:  # pragma: no cover - cosmetic
-        """Compact size summary."""
-        return f"heads={self.head_parameter_count() / 1e6:.1f}M ({math.prod(self.model.grid_size)} tokens)"

@@ -78,11 +78,7 @@ class RGBBackbone(nn.Module):
         self.layers = [int(i) for i in layers] if layers is not None else [(num_levels or 1) - 1]
         self.model.prune_intermediate_layers(self.layers, prune_norm=not self.is_vit, prune_head=True)
         self.model.eval().requires_grad_(False)
-        self.out_dim = self._probe_channels()
-
-    def _probe_channels(self) -> int:
-        info = self.model.feature_info
-        return int(sum(info[i]["num_chs"] for i in self.layers))
+        self.out_dim = int(sum(self.model.feature_info[i]["num_chs"] for i in self.layers))
 
     def train(self, mode: bool = True) -> RGBBackbone:
         """Keep the backbone in eval mode (frozen; BatchNorm statistics never change)."""
