@@ -24,7 +24,7 @@ From the stock CLI::
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -36,11 +36,13 @@ from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
+from tqdm.auto import tqdm
 
 from .anomaly_map import MapNormalization, Modality
+from .calibration import CalibrationMissingError
 from .heads import D3DVariant
-from .pre_processor import RGBXYZPreProcessor
-from .torch_model import CMDRModel, XYZBackbone
+from .pre_processor import RGBXYZPreProcessor, prepare_batch
+from .torch_model import Calibration, CMDRModel, XYZBackbone
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,11 @@ class CMDR(AnomalibModule):
         modality: ``"rgb+xyz"`` (default), ``"rgb"`` or ``"xyz"``.
         d3d_variant: ``"auto"``, ``"paper"`` or ``"pooled"`` (grid-size-agnostic D3D).
         map_normalization: ``"aupro"`` (default) or ``"pauroc"``: the authors' per-image map normalisations.
+        calibration: ``"none"`` (default, the paper) or ``"zscore"``: z-score each discrepancy map per grid
+            position against its statistics on the normal training samples before the fusion, for
+            fixtured parts whose normal structures (bores, edges) outscore small defects. The statistics
+            are computed on the training data before each validation after training (and by
+            :meth:`calibrate`) and saved in the checkpoint.
         lr: Adam learning rate (1e-3).
         pre_processor: Pre-processor, or ``True`` for :class:`RGBXYZPreProcessor` at ``image_size``.
         post_processor: Post-processor or ``True`` for anomalib's default.
@@ -105,6 +112,7 @@ class CMDR(AnomalibModule):
         modality: Modality = "rgb+xyz",
         d3d_variant: D3DVariant = "auto",
         map_normalization: MapNormalization = "aupro",
+        calibration: Calibration = "none",
         lr: float = 1e-3,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
@@ -141,7 +149,9 @@ class CMDR(AnomalibModule):
             modality=modality,
             d3d_variant=d3d_variant,
             map_normalization=map_normalization,
+            calibration=calibration,
         )
+        self._calibration_stale = False  # the heads changed since the statistics were computed
 
     # ------------------------------------------------------------------ anomalib configuration
     @classmethod
@@ -231,6 +241,7 @@ class CMDR(AnomalibModule):
                 finite[name] = loss
             else:
                 logger.warning("Non-finite %s skipped at step %d.", name, self.global_step)
+        self._calibration_stale = True
         if not finite:
             return None
         total = sum(finite.values())
@@ -250,6 +261,91 @@ class CMDR(AnomalibModule):
     def predict_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Same as :meth:`validation_step`."""
         return self.validation_step(batch, *args, **kwargs)
+
+    # ------------------------------------------------------------------ calibration
+    def calibrate(self, dataloader: Iterable[Any]) -> int:
+        """Compute the ``calibration="zscore"`` statistics on normal samples.
+
+        Batches are pre-processed as in training and moved to the model's device; anomalous samples
+        (``gt_label == 1``) are skipped. Under DDP every process reads its shard and the sums are
+        reduced across processes.
+
+        Args:
+            dataloader: Batches of (normal) samples, e.g. the datamodule's ``train_dataloader()``.
+
+        Returns:
+            The number of samples the statistics come from.
+
+        Example:
+            >>> model = CMDR(calibration="zscore", pretrained=False)  # doctest: +SKIP
+            >>> model.calibrate(datamodule.train_dataloader())  # doctest: +SKIP
+            20
+        """
+        if self.model.calibration is None:
+            msg = "calibrate() needs a model built with calibration='zscore'."
+            raise ValueError(msg)
+        trainer = self._trainer
+        show = trainer is None or (trainer.progress_bar_callback is not None and trainer.is_global_zero)
+
+        def normal_batches() -> Iterator[tuple[torch.Tensor | None, torch.Tensor | None]]:
+            for batch in tqdm(dataloader, desc="CMDR calibration", unit="batch", disable=not show, leave=False):
+                batch = self.transfer_batch_to_device(batch, self.device, 0)
+                prepare_batch(self.pre_processor, batch)
+                rgb, xyz = self._inputs(batch)
+                labels = getattr(batch, "gt_label", None)
+                if labels is not None and bool((labels != 0).any()):
+                    keep = labels.view(-1) == 0
+                    if not keep.any():
+                        continue
+                    rgb = rgb[keep] if rgb is not None else None
+                    xyz = xyz[keep] if xyz is not None else None
+                yield rgb, xyz
+
+        reduce = None
+        if trainer is not None and trainer.world_size > 1:
+
+            def reduce(tensor: torch.Tensor) -> torch.Tensor:
+                return trainer.strategy.reduce(tensor, reduce_op="sum")
+
+        count = self.model.calibrate(normal_batches(), reduce=reduce)
+        self._calibration_stale = False
+        logger.info("CMDR calibration statistics computed on %d normal samples.", count)
+        return count
+
+    def _ensure_calibrated(self) -> None:
+        """Before validation, test or prediction: (re)compute the statistics when missing or stale."""
+        calibration = self.model.calibration
+        if calibration is None or (calibration.num_samples and not self._calibration_stale):
+            return
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        try:
+            loader = datamodule.train_dataloader() if datamodule is not None else None
+        except (AttributeError, RuntimeError, TypeError, ValueError) as error:
+            logger.debug("No training data for the calibration: %s", error)
+            loader = None
+        if loader is None:
+            if calibration.num_samples:  # stale but nothing to recompute from: keep the last statistics
+                logger.warning("CMDR calibration statistics predate the last training steps (no training data).")
+                return
+            msg = (
+                "CMDR(calibration='zscore') has no normal statistics and the datamodule gives no training data: "
+                "load a checkpoint of a trained model, pass a datamodule with training data, or call "
+                "model.calibrate(dataloader) first."
+            )
+            raise CalibrationMissingError(msg)
+        self.calibrate(loader)
+
+    def on_validation_start(self) -> None:
+        """Calibrate (``calibration="zscore"``) when the heads changed since the last calibration."""
+        self._ensure_calibrated()
+
+    def on_test_start(self) -> None:
+        """Calibrate (``calibration="zscore"``) when the statistics are missing or stale."""
+        self._ensure_calibrated()
+
+    def on_predict_start(self) -> None:
+        """Calibrate (``calibration="zscore"``) when the statistics are missing or stale."""
+        self._ensure_calibrated()
 
     # ------------------------------------------------------------------ helpers
     def head_parameter_count(self) -> int:

@@ -39,6 +39,17 @@ def align_xyz(xyz: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return functional.interpolate(xyz, size=tuple(size), mode="nearest")
 
 
+def _align_batch(batch: Any) -> None:
+    """Align a batch's ``depth_map`` to its ``image`` size in place (nothing without both)."""
+    depth = getattr(batch, "depth_map", None)
+    image = getattr(batch, "image", None)
+    if depth is None or image is None:
+        return
+    if depth.ndim == 3:  # a single organized cloud
+        depth = depth.unsqueeze(0)
+    batch.depth_map = align_xyz(depth.float(), tuple(image.shape[-2:]))
+
+
 class RGBXYZPreProcessor(PreProcessor):
     """Resize + ImageNet-normalise RGB (bicubic, antialiased), nearest-resize xyz to the same size."""
 
@@ -60,31 +71,44 @@ class RGBXYZPreProcessor(PreProcessor):
         )
         return cls(transform=transform)
 
-    def _align(self, batch: Any) -> None:
-        depth = getattr(batch, "depth_map", None)
-        image = getattr(batch, "image", None)
-        if depth is None or image is None:
-            return
-        if depth.ndim == 3:  # a single organized cloud
-            depth = depth.unsqueeze(0)
-        batch.depth_map = align_xyz(depth.float(), tuple(image.shape[-2:]))
+    def prepare(self, batch: Any) -> None:
+        """Pre-process a batch in place: transform the RGB and mask, align the xyz (what every hook does).
+
+        Args:
+            batch: A ``DepthBatch`` (or any object with ``image``, ``gt_mask`` and ``depth_map``).
+        """
+        if self.transform:
+            batch.image, batch.gt_mask = self.transform(batch.image, batch.gt_mask)
+        _align_batch(batch)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         """Transform the RGB and mask, align the xyz."""
-        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
-        self._align(batch)
+        self.prepare(batch)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         """Transform the RGB and mask, align the xyz."""
-        super().on_validation_batch_start(trainer, pl_module, batch, batch_idx)
-        self._align(batch)
+        self.prepare(batch)
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         """Transform the RGB and mask, align the xyz."""
-        super().on_test_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
-        self._align(batch)
+        self.prepare(batch)
 
     def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         """Transform the RGB and mask, align the xyz."""
-        super().on_predict_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
-        self._align(batch)
+        self.prepare(batch)
+
+
+def prepare_batch(pre_processor: PreProcessor | None, batch: Any) -> None:
+    """Apply a model's pre-processing to a batch in place, outside Lightning's batch hooks.
+
+    Args:
+        pre_processor: The model's pre-processor (an :class:`RGBXYZPreProcessor`, anomalib's
+            ``PreProcessor`` or ``None``); the xyz is aligned to the image size in every case.
+        batch: A ``DepthBatch``.
+    """
+    if isinstance(pre_processor, RGBXYZPreProcessor):
+        pre_processor.prepare(batch)
+        return
+    if isinstance(pre_processor, PreProcessor) and pre_processor.transform:
+        batch.image, batch.gt_mask = pre_processor.transform(batch.image, batch.gt_mask)
+    _align_batch(batch)

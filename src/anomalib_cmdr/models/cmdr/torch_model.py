@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from torch.nn import functional
 from .anomaly_map import CMDRAnomalyMap, MapNormalization, Modality, feature_distance
 from .backbones.pointmae import PointMAEExtractor
 from .backbones.rgb import RGBBackbone
+from .calibration import DiscrepancyCalibration
 from .geometry import pool_point_features, scatter_to_grid, valid_points
 from .heads import D3DVariant, Decoder2D, Decoder3D, MappingMLP
 from .loss import masked_cosine_loss
@@ -36,7 +37,9 @@ from .loss import masked_cosine_loss
 logger = logging.getLogger(__name__)
 
 XYZBackbone = Literal["pointmae", "fpfh"]
+Calibration = Literal["none", "zscore"]
 MODALITIES = ("rgb+xyz", "rgb", "xyz")
+_MAP_NAMES = {"m3d2d": "d2m", "m2d3d": "d3m", "d2d": "d2r", "d3d": "d3r"}
 
 
 @dataclass
@@ -98,6 +101,9 @@ class CMDRModel(nn.Module):
         modality: ``"rgb+xyz"``, ``"rgb"`` or ``"xyz"``.
         d3d_variant: ``"auto"``, ``"paper"`` or ``"pooled"`` (see :class:`~.heads.Decoder3D`).
         map_normalization: ``"aupro"`` or ``"pauroc"`` (see :class:`~.anomaly_map.CMDRAnomalyMap`).
+        calibration: ``"none"`` (the paper) or ``"zscore"``: each discrepancy map is z-scored per grid
+            position against normal statistics before the fusion (see
+            :class:`~.calibration.DiscrepancyCalibration`; needs :meth:`calibrate`).
     """
 
     def __init__(
@@ -121,10 +127,14 @@ class CMDRModel(nn.Module):
         modality: Modality = "rgb+xyz",
         d3d_variant: D3DVariant = "auto",
         map_normalization: MapNormalization = "aupro",
+        calibration: Calibration = "none",
     ) -> None:
         super().__init__()
         if modality not in MODALITIES:
             msg = f"modality={modality!r}: choose one of {MODALITIES}."
+            raise ValueError(msg)
+        if calibration not in {"none", "zscore"}:
+            msg = f"calibration={calibration!r}: choose 'none' or 'zscore'."
             raise ValueError(msg)
         self.modality = modality
         self.grid_size = (int(grid_size), int(grid_size))
@@ -160,6 +170,14 @@ class CMDRModel(nn.Module):
         self.Dec2D = Decoder2D(dim2, self.grid_size) if self.use_rgb else None
         self.Dec3D = Decoder3D(dim3, num_tokens, d3d_variant) if self.use_xyz else None
         self.anomaly_map_generator = CMDRAnomalyMap(modality, map_normalization)
+        self.calibration: DiscrepancyCalibration | None = None
+        if calibration == "zscore":
+            names = [_MAP_NAMES[name] for name in ("m3d2d", "m2d3d", "d2d", "d3d") if self._has_head(name)]
+            self.calibration = DiscrepancyCalibration(names, self.grid_size)
+
+    def _has_head(self, name: str) -> bool:
+        attribute = {"m3d2d": "map3Dto2D", "m2d3d": "map2Dto3D", "d2d": "Dec2D", "d3d": "Dec3D"}[name]
+        return getattr(self, attribute) is not None
 
     def heads(self) -> dict[str, nn.Module]:
         """The trained heads present in this modality, by official name."""
@@ -245,15 +263,66 @@ class CMDRModel(nn.Module):
             for name, (pred, target) in self.predict_features(features).items()
         }
 
-    def anomaly_maps(self, features: CMDRFeatures) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused anomaly maps ``(B, 1, h, w)`` and image scores ``(B,)`` on the head grid."""
-        names = {"m3d2d": "d2m", "m2d3d": "d3m", "d2d": "d2r", "d3d": "d3r"}
+    def discrepancies(self, features: CMDRFeatures) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Raw discrepancy maps ``{"d2m", "d3m", "d2r", "d3r"}`` (those of the modality) and the valid mask.
+
+        Args:
+            features: The batch's features.
+
+        Returns:
+            ``({name: (B, h, w)}, valid (B, h, w))``; the maps are not yet zeroed on invalid pixels.
+        """
         batch = features.valid.shape[0]
         distances = {
-            names[name]: feature_distance(pred, target).view(batch, *self.grid_size)
+            _MAP_NAMES[name]: feature_distance(pred, target).view(batch, *self.grid_size)
             for name, (pred, target) in self.predict_features(features).items()
         }
-        return self.anomaly_map_generator(distances, features.valid.view(batch, *self.grid_size))
+        return distances, features.valid.view(batch, *self.grid_size)
+
+    def anomaly_maps(self, features: CMDRFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused anomaly maps ``(B, 1, h, w)`` and image scores ``(B,)`` on the head grid."""
+        distances, valid = self.discrepancies(features)
+        if self.calibration is not None:
+            distances = self.calibration(distances)
+        return self.anomaly_map_generator(distances, valid)
+
+    @torch.no_grad()
+    def calibrate(
+        self,
+        batches: Iterable[tuple[torch.Tensor | None, torch.Tensor | None]],
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> int:
+        """Compute the ``calibration="zscore"`` statistics from normal samples (heads in eval mode).
+
+        Args:
+            batches: ``(rgb, xyz)`` pairs of normal samples, pre-processed as for :meth:`forward`
+                (``None`` for a modality the model does not use).
+            reduce: Sums a tensor across processes (DDP); ``None`` for a single process.
+
+        Returns:
+            The number of samples used (over all processes).
+
+        Raises:
+            ValueError: If the model was built with ``calibration="none"``.
+        """
+        if self.calibration is None:
+            msg = "This model was built with calibration='none': there is nothing to calibrate."
+            raise ValueError(msg)
+        was_training = self.training
+        self.eval()
+        self.calibration.reset()
+        try:
+            for rgb, xyz in batches:
+                distances, valid = self.discrepancies(self.extract_features(rgb, xyz))
+                self.calibration.update(distances, valid)
+            sums, samples = self.calibration.accumulated()
+            if reduce is not None:
+                sums = reduce(sums)
+                samples = int(reduce(torch.tensor(samples, device=sums.device)))
+            self.calibration.finalize(sums, samples)
+        finally:
+            self.train(was_training)
+        return self.calibration.num_samples
 
     def forward(
         self,
