@@ -7,38 +7,16 @@ import os
 import pytest
 import torch
 
+from tests.helpers import TINY, make_clouds
+
 # Tests never touch the network: hub look-ups fail at once instead of timing out.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-TINY = {
-    "rgb_backbone": "resnet18",
-    "rgb_layers": [1, 2],
-    "num_group": 16,
-    "group_size": 16,
-    "pointmae_dim": 32,
-    "pointmae_depth": 4,
-    "pointmae_heads": 2,
-    "xyz_layers": (1, 3),
-    "pretrained": False,
-}
 
 
 @pytest.fixture
 def tiny_kwargs() -> dict:
     """Constructor arguments of a tiny, random-weight CMDR."""
     return dict(TINY)
-
-
-def make_clouds(batch: int = 2, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random RGB and organized clouds (a tilted plane with a bump and some holes)."""
-    generator = torch.Generator().manual_seed(seed)
-    rgb = torch.rand(batch, 3, size, size, generator=generator)
-    v, u = torch.meshgrid(torch.linspace(-0.05, 0.05, size), torch.linspace(-0.05, 0.05, size), indexing="ij")
-    z = 0.4 + 0.2 * u + 0.01 * torch.exp(-(u**2 + v**2) / 2e-4)
-    xyz = torch.stack([u, v, z]).expand(batch, 3, size, size).clone()
-    xyz += 1e-4 * torch.randn(xyz.shape, generator=generator)
-    xyz[:, :, : size // 8, : size // 8] = 0  # a hole
-    return rgb, xyz
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from torchvision.transforms.v2.functional import resize, to_dtype_image
 from torchvision.tv_tensors import Image, Mask
 
 from anomalib_cmdr.data.io import DataFileError, read_mask, read_rgb, read_xyz
-from anomalib_cmdr.data.preprocessing import XYZ_SUFFIXES, XYZCache
+from anomalib_cmdr.data.background import XYZ_SUFFIXES, XYZCache
 
 __all__ = [
     "NORMAL_LABEL",
@@ -382,7 +382,7 @@ class RGBXYZDataset(AnomalibDepthDataset):
             ``True``.
         preprocess (bool): Read the point cloud from the plug-in's background-removal cache instead of the
             user's file (computed on first use when absent or stale; see
-            :mod:`anomalib_cmdr.data.preprocessing`). Defaults to ``False``.
+            :mod:`anomalib_cmdr.data.background`). Defaults to ``False``.
         cache_dir (str | Path | None): Cache directory of ``data_root`` (only with ``preprocess``).
             Defaults to ``<data_root>/../.anomalib_cmdr_cache/<data_root name>``.
         data_root (str | Path | None): Data tree whose layout the cache mirrors (only with ``preprocess``).

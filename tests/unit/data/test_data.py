@@ -33,8 +33,8 @@ from anomalib_cmdr.data import (
     read_xyz,
     remove_background,
 )
+from anomalib_cmdr.data.background import XYZCache, default_cache_dir, preprocess_file
 from anomalib_cmdr.data.dataset import resize_mask, resize_rgb, resize_xyz
-from anomalib_cmdr.data.preprocessing import XYZCache, default_cache_dir, preprocess_file
 from anomalib_cmdr.data.synthetic import CATEGORIES
 
 # ------------------------------------------------------------------------------------------------------ helpers

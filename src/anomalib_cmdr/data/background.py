@@ -31,7 +31,7 @@ disk; pass ``cache_dir`` when that location is not writable). A cached file is r
 as new as its source; delete the cache folder to force a rebuild.
 
 Example:
-    >>> from anomalib_cmdr.data.preprocessing import preprocess_tree
+    >>> from anomalib_cmdr.data.background import preprocess_tree
     >>> mirror = preprocess_tree("./datasets/MVTec3D", categories=["bagel"])  # doctest: +SKIP
     >>> mirror  # doctest: +SKIP
     PosixPath('datasets/.anomalib_cmdr_cache/MVTec3D/preprocessed_xyz')

@@ -11,7 +11,7 @@ from anomalib.engine import Engine
 
 from anomalib_cmdr import CMDR
 from anomalib_cmdr.data import Synthetic3D
-from conftest import TINY
+from tests.helpers import TINY
 
 SMALL_DATA = {
     "synth_image_size": 64,

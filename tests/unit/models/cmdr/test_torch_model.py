@@ -6,7 +6,7 @@ import torch
 from anomalib_cmdr import CMDR, CMDRModel, load_official_heads
 from anomalib_cmdr.models.cmdr.backbones.weights import WeightsUnavailableError
 from anomalib_cmdr.models.cmdr.official import official_head_path
-from conftest import make_clouds
+from tests.helpers import make_clouds
 
 
 @pytest.fixture

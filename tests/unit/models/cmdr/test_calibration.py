@@ -11,7 +11,7 @@ from anomalib_cmdr import CMDR, CMDRModel
 from anomalib_cmdr.data import Synthetic3D
 from anomalib_cmdr.models.cmdr.anomaly_map import CMDRAnomalyMap
 from anomalib_cmdr.models.cmdr.calibration import CalibrationMissingError, DiscrepancyCalibration
-from conftest import TINY, make_clouds
+from tests.helpers import TINY, make_clouds
 
 
 def _random_maps(seed: int, batch: int = 6, size: int = 8) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
