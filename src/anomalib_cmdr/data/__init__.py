@@ -5,11 +5,11 @@ Example:
     >>> datamodule = MVTec3DAD(root="./datasets/MVTec3D", category="bagel", image_size=224)  # doctest: +SKIP
 """
 
+from anomalib_cmdr.data.background import preprocess_tree, remove_background
 from anomalib_cmdr.data.dataset import RGBXYZDataset, make_rgbxyz_samples
 from anomalib_cmdr.data.folder import RGBXYZFolder
 from anomalib_cmdr.data.io import DataFileError, DataFileWarning, read_mask, read_rgb, read_xyz
 from anomalib_cmdr.data.mvtec3d_ad import MVTec3DAD
-from anomalib_cmdr.data.background import preprocess_tree, remove_background
 from anomalib_cmdr.data.synthetic3d import Synthetic3D
 
 __all__ = [

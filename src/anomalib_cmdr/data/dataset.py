@@ -36,8 +36,8 @@ from torchvision.transforms.v2 import InterpolationMode, Transform
 from torchvision.transforms.v2.functional import resize, to_dtype_image
 from torchvision.tv_tensors import Image, Mask
 
-from anomalib_cmdr.data.io import DataFileError, read_mask, read_rgb, read_xyz
 from anomalib_cmdr.data.background import XYZ_SUFFIXES, XYZCache
+from anomalib_cmdr.data.io import DataFileError, read_mask, read_rgb, read_xyz
 
 __all__ = [
     "NORMAL_LABEL",

@@ -35,8 +35,8 @@ from anomalib.data.datamodules.base.image import AnomalibDataModule
 from anomalib.data.utils import Split, TestSplitMode, ValSplitMode
 from torchvision.transforms.v2 import Transform
 
-from anomalib_cmdr.data.dataset import RGBXYZDataset, make_rgbxyz_samples
 from anomalib_cmdr.data.background import preprocess_tree
+from anomalib_cmdr.data.dataset import RGBXYZDataset, make_rgbxyz_samples
 
 __all__ = ["RGBXYZFolder"]
 
