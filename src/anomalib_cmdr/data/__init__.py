@@ -5,7 +5,7 @@ Example:
     >>> datamodule = MVTec3DAD(root="./datasets/MVTec3D", category="bagel", image_size=224)  # doctest: +SKIP
 """
 
-from anomalib_cmdr.data.background import preprocess_tree, remove_background
+from anomalib_cmdr.data.background import remove_background, remove_background_tree
 from anomalib_cmdr.data.dataset import RGBXYZDataset, make_rgbxyz_samples
 from anomalib_cmdr.data.folder import RGBXYZFolder
 from anomalib_cmdr.data.io import DataFileError, DataFileWarning, read_mask, read_rgb, read_xyz
@@ -20,9 +20,9 @@ __all__ = [
     "RGBXYZFolder",
     "Synthetic3D",
     "make_rgbxyz_samples",
-    "preprocess_tree",
     "read_mask",
     "read_rgb",
     "read_xyz",
     "remove_background",
+    "remove_background_tree",
 ]

@@ -31,8 +31,8 @@ disk; pass ``cache_dir`` when that location is not writable). A cached file is r
 as new as its source; delete the cache folder to force a rebuild.
 
 Example:
-    >>> from anomalib_cmdr.data.background import preprocess_tree
-    >>> mirror = preprocess_tree("./datasets/MVTec3D", categories=["bagel"])  # doctest: +SKIP
+    >>> from anomalib_cmdr.data.background import remove_background_tree
+    >>> mirror = remove_background_tree("./datasets/MVTec3D", categories=["bagel"])  # doctest: +SKIP
     >>> mirror  # doctest: +SKIP
     PosixPath('datasets/.anomalib_cmdr_cache/MVTec3D/preprocessed_xyz')
 """
@@ -58,9 +58,9 @@ __all__ = [
     "XYZ_SUFFIXES",
     "XYZCache",
     "default_cache_dir",
-    "preprocess_file",
-    "preprocess_tree",
     "remove_background",
+    "remove_background_file",
+    "remove_background_tree",
 ]
 
 logger = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ class XYZCache:
             Path: The cached file.
         """
         target = self.path_for(source)
-        preprocess_file(source, target)
+        remove_background_file(source, target)
         return target
 
 
@@ -271,7 +271,7 @@ def _is_up_to_date(source: Path, target: Path) -> bool:
     return target.is_file() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns
 
 
-def preprocess_file(source: str | Path, target: str | Path, *, force: bool = False, **kwargs: object) -> bool:
+def remove_background_file(source: str | Path, target: str | Path, *, force: bool = False, **kwargs: object) -> bool:
     """Remove the background of one point cloud file and write the result to ``target``.
 
     The target is written atomically (temporary file + rename), so that concurrent data-loader workers or an
@@ -290,7 +290,7 @@ def preprocess_file(source: str | Path, target: str | Path, *, force: bool = Fal
         DataFileError: If ``source`` is missing or malformed, or ``target`` cannot be written.
 
     Example:
-        >>> preprocess_file("tree/bagel/test/crack/xyz/000.tiff", "cache/000.tiff")  # doctest: +SKIP
+        >>> remove_background_file("tree/bagel/test/crack/xyz/000.tiff", "cache/000.tiff")  # doctest: +SKIP
         True
     """
     source, target = Path(source), Path(target)
@@ -320,7 +320,7 @@ def _xyz_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.glob("**/xyz/*") if path.suffix.lower() in XYZ_SUFFIXES and path.is_file())
 
 
-def preprocess_tree(
+def remove_background_tree(
     root: str | Path,
     categories: Sequence[str] | None = None,
     cache_dir: str | Path | None = None,
@@ -348,7 +348,7 @@ def preprocess_tree(
         ValueError: If ``cache_dir`` lies inside ``root``.
 
     Example:
-        >>> mirror = preprocess_tree("./datasets/MVTec3D", categories=["bagel"])  # doctest: +SKIP
+        >>> mirror = remove_background_tree("./datasets/MVTec3D", categories=["bagel"])  # doctest: +SKIP
         >>> (mirror / "bagel/test/crack/xyz/000.tiff").is_file()  # doctest: +SKIP
         True
     """
@@ -366,7 +366,7 @@ def preprocess_tree(
     files = [path for folder in folders for path in _xyz_files(folder)]
     computed = 0
     for path in tqdm(files, desc="Removing point cloud background", unit="file", disable=not progress):
-        computed += preprocess_file(path, cache.path_for(path))
+        computed += remove_background_file(path, cache.path_for(path))
     logger.info(
         "Preprocessed %d point cloud(s), %d already cached, in %s", computed, len(files) - computed, cache.mirror
     )

@@ -358,7 +358,7 @@ class RGBXYZDataset(AnomalibDepthDataset):
       points exactly 0;
     * ``gt_mask``: ``tv_tensors.Mask`` ``(H, W)`` bool, all ``False`` for a sample without mask file
       (``None`` for every item when the table's task is classification, i.e. the category has no masks);
-    * ``gt_label``, ``image_path``, ``depth_path`` (always the user's file, also with ``preprocess``) and
+    * ``gt_label``, ``image_path``, ``depth_path`` (always the user's file, also with ``remove_background``) and
       ``mask_path`` (``None`` when there is none: ``DepthItem`` turns the table's ``""`` into ``None``).
 
     Without ``image_size`` RGB, point cloud and mask must have the same ``H x W``. With it, every item is
@@ -380,12 +380,12 @@ class RGBXYZDataset(AnomalibDepthDataset):
             ``None`` to keep the files' size. Defaults to ``None``.
         square_pad (bool): With ``image_size``, centre each image in a square before resizing. Defaults to
             ``True``.
-        preprocess (bool): Read the point cloud from the plug-in's background-removal cache instead of the
+        remove_background (bool): Read the point cloud from the plug-in's background-removal cache instead of the
             user's file (computed on first use when absent or stale; see
             :mod:`anomalib_cmdr.data.background`). Defaults to ``False``.
-        cache_dir (str | Path | None): Cache directory of ``data_root`` (only with ``preprocess``).
+        cache_dir (str | Path | None): Cache directory of ``data_root`` (only with ``remove_background``).
             Defaults to ``<data_root>/../.anomalib_cmdr_cache/<data_root name>``.
-        data_root (str | Path | None): Data tree whose layout the cache mirrors (only with ``preprocess``).
+        data_root (str | Path | None): Data tree whose layout the cache mirrors (only with ``remove_background``).
             Defaults to the category folder (column ``path``); the datamodules pass their ``root``.
 
     Raises:
@@ -404,7 +404,7 @@ class RGBXYZDataset(AnomalibDepthDataset):
         augmentations: Transform | None = None,
         image_size: int | tuple[int, int] | None = None,
         square_pad: bool = True,
-        preprocess: bool = False,
+        remove_background: bool = False,
         cache_dir: str | Path | None = None,
         data_root: str | Path | None = None,
     ) -> None:
@@ -413,13 +413,13 @@ class RGBXYZDataset(AnomalibDepthDataset):
         self.samples = samples
         self.image_size = _as_size(image_size) if image_size is not None else None
         self.square_pad = square_pad
-        self.preprocess = preprocess
+        self.remove_background = remove_background
         self.xyz_cache: XYZCache | None = None
-        if preprocess:
+        if remove_background:
             if data_root is None:
                 roots = samples["path"].unique() if "path" in samples else []
                 if len(roots) != 1:
-                    msg = "preprocess=True needs data_root when the table has no single 'path' column value"
+                    msg = "remove_background=True needs data_root when the table has no single 'path' column value"
                     raise ValueError(msg)
                 data_root = roots[0]
             self.xyz_cache = XYZCache(data_root, cache_dir)

@@ -35,7 +35,7 @@ from anomalib.data.datamodules.base.image import AnomalibDataModule
 from anomalib.data.utils import Split, TestSplitMode, ValSplitMode
 from torchvision.transforms.v2 import Transform
 
-from anomalib_cmdr.data.background import preprocess_tree
+from anomalib_cmdr.data.background import remove_background_tree
 from anomalib_cmdr.data.dataset import RGBXYZDataset, make_rgbxyz_samples
 
 __all__ = ["RGBXYZFolder"]
@@ -68,14 +68,14 @@ class RGBXYZFolder(AnomalibDataModule):
             which must then agree within each sample and across a batch. Defaults to ``None``.
         square_pad (bool): With ``image_size``, centre each image in a square first (RGB edge-replicated,
             point cloud padded with holes), as the paper does. Defaults to ``True``.
-        preprocess (bool): Use the paper's background removal (plane + largest cluster), computed once
+        remove_background (bool): Use the paper's background removal (plane + largest cluster), computed once
             into the plug-in's cache by :meth:`prepare_data` (or lazily on first read). Defaults to
             ``False``.
-        cache_dir (str | Path | None): Cache directory for ``preprocess``. Defaults to
+        cache_dir (str | Path | None): Cache directory for ``remove_background``. Defaults to
             ``<root>/../.anomalib_cmdr_cache/<root name>``; never inside ``root``.
 
     Example:
-        >>> datamodule = RGBXYZFolder("./datasets/parts/housing", image_size=224, preprocess=True)  # doctest: +SKIP
+        >>> datamodule = RGBXYZFolder("./datasets/parts/housing", remove_background=True)  # doctest: +SKIP
         >>> datamodule.prepare_data()  # doctest: +SKIP
         >>> datamodule.setup()  # doctest: +SKIP
         >>> datamodule.test_data.samples.groupby("defect_type").size()  # doctest: +SKIP
@@ -99,7 +99,7 @@ class RGBXYZFolder(AnomalibDataModule):
         seed: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         square_pad: bool = True,
-        preprocess: bool = False,
+        remove_background: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__(
@@ -121,7 +121,7 @@ class RGBXYZFolder(AnomalibDataModule):
         self.category = category if category is not None else self.root.resolve().name
         self.image_size = image_size
         self.square_pad = square_pad
-        self.preprocess = preprocess
+        self.remove_background = remove_background
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
     @property
@@ -141,10 +141,10 @@ class RGBXYZFolder(AnomalibDataModule):
         return self.root / self._category_folder if self._category_folder is not None else self.root
 
     def prepare_data(self) -> None:
-        """Fill the background-removal cache when ``preprocess`` is set (nothing to download)."""
-        if self.preprocess:
+        """Fill the background-removal cache when ``remove_background`` is set (nothing to download)."""
+        if self.remove_background:
             categories = [self._category_folder] if self._category_folder is not None else None
-            preprocess_tree(self.root, categories=categories, cache_dir=self.cache_dir)
+            remove_background_tree(self.root, categories=categories, cache_dir=self.cache_dir)
 
     def _dataset(self, split: Split) -> RGBXYZDataset:
         """Dataset of one split of the category folder.
@@ -159,7 +159,7 @@ class RGBXYZFolder(AnomalibDataModule):
             make_rgbxyz_samples(self.category_root, split),
             image_size=self.image_size,
             square_pad=self.square_pad,
-            preprocess=self.preprocess,
+            remove_background=self.remove_background,
             cache_dir=self.cache_dir,
             data_root=self.root,
         )

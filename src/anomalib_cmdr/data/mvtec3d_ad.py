@@ -6,7 +6,7 @@ Differences from anomalib's own ``MVTec3D`` datamodule (whose download it reuses
   :class:`~anomalib_cmdr.data.DataFileError` naming the file; NaN / inf points become holes with a warning);
 * optional ``image_size``: RGB, point cloud and mask resized together in the dataset (RGB square-padded by
   edge replication then bicubic, point cloud and mask nearest neighbour), as the paper does;
-* optional ``preprocess``: the paper's background removal, cached outside the data tree;
+* optional ``remove_background``: the paper's background removal, cached outside the data tree;
 * ``val_split_mode="from_dir"`` uses the dataset's own ``validation/good`` folder (anomalib ignores it);
   the default stays ``"same_as_test"`` like anomalib, because ``validation/good`` has no anomalies and
   thresholds learned on it would be degenerate;
@@ -70,13 +70,13 @@ class MVTec3DAD(RGBXYZFolder):
         image_size (int | tuple[int, int] | None): Resize every item to this size in the dataset; the
             paper uses ``224``. Defaults to ``None`` (the files' 800x800 or so).
         square_pad (bool): With ``image_size``, centre each image in a square first. Defaults to ``True``.
-        preprocess (bool): Use the paper's background removal, cached by :meth:`prepare_data`. Defaults to
+        remove_background (bool): Use the paper's background removal, cached by :meth:`prepare_data`. Defaults to
             ``False``.
-        cache_dir (str | Path | None): Cache directory for ``preprocess``. Defaults to
+        cache_dir (str | Path | None): Cache directory for ``remove_background``. Defaults to
             ``<root>/../.anomalib_cmdr_cache/<root name>``.
 
     Example:
-        >>> datamodule = MVTec3DAD(category="cookie", image_size=224, preprocess=True)  # doctest: +SKIP
+        >>> datamodule = MVTec3DAD(category="cookie", image_size=224, remove_background=True)  # doctest: +SKIP
         >>> datamodule.prepare_data()  # doctest: +SKIP
     """
 
@@ -98,7 +98,7 @@ class MVTec3DAD(RGBXYZFolder):
         seed: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         square_pad: bool = True,
-        preprocess: bool = False,
+        remove_background: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__(
@@ -118,7 +118,7 @@ class MVTec3DAD(RGBXYZFolder):
             seed=seed,
             image_size=image_size,
             square_pad=square_pad,
-            preprocess=preprocess,
+            remove_background=remove_background,
             cache_dir=cache_dir,
         )
         if category not in CATEGORIES:

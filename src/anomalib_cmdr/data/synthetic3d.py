@@ -66,8 +66,8 @@ class Synthetic3D(RGBXYZFolder):
         image_size (int | tuple[int, int] | None): Resize applied by the dataset when serving items
             (not the generation size). Defaults to ``None``.
         square_pad (bool): With ``image_size``, centre each image in a square first. Defaults to ``True``.
-        preprocess (bool): Apply the MVTec 3D-AD background removal (cached). Defaults to ``False``.
-        cache_dir (str | Path | None): Cache directory for ``preprocess``. Defaults to
+        remove_background (bool): Apply the MVTec 3D-AD background removal (cached). Defaults to ``False``.
+        cache_dir (str | Path | None): Cache directory for ``remove_background``. Defaults to
             ``<root>/../.anomalib_cmdr_cache/<root name>``.
 
     Raises:
@@ -102,7 +102,7 @@ class Synthetic3D(RGBXYZFolder):
         val_split_ratio: float = 0.5,
         image_size: int | tuple[int, int] | None = None,
         square_pad: bool = True,
-        preprocess: bool = False,
+        remove_background: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
         if category not in CATEGORIES:
@@ -125,7 +125,7 @@ class Synthetic3D(RGBXYZFolder):
             seed=seed,
             image_size=image_size,
             square_pad=square_pad,
-            preprocess=preprocess,
+            remove_background=remove_background,
             cache_dir=cache_dir,
         )
         self.synth_image_size = synth_image_size

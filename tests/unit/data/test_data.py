@@ -27,13 +27,13 @@ from anomalib_cmdr.data import (
     RGBXYZFolder,
     Synthetic3D,
     make_rgbxyz_samples,
-    preprocess_tree,
     read_mask,
     read_rgb,
     read_xyz,
     remove_background,
+    remove_background_tree,
 )
-from anomalib_cmdr.data.background import XYZCache, default_cache_dir, preprocess_file
+from anomalib_cmdr.data.background import XYZCache, default_cache_dir, remove_background_file
 from anomalib_cmdr.data.dataset import resize_mask, resize_rgb, resize_xyz
 from anomalib_cmdr.data.synthetic import CATEGORIES
 
@@ -430,13 +430,13 @@ def test_remove_background_degenerate_clouds() -> None:
         remove_background(sparse, border=0)
 
 
-def test_preprocess_tree_writes_only_to_cache(tmp_path: Path) -> None:
+def test_remove_background_tree_writes_only_to_cache(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_category(root, "widget", size=(40, 40))
     write_category(root, "other", size=(40, 40))
     before = tree_snapshot(root)
 
-    mirror = preprocess_tree(root, categories=["widget"], progress=False)
+    mirror = remove_background_tree(root, categories=["widget"], progress=False)
     assert mirror == default_cache_dir(root) / "preprocessed_xyz"
     assert mirror.is_relative_to(tmp_path / ".anomalib_cmdr_cache" / "data")
     assert tree_snapshot(root) == before  # user's files byte-identical, nothing added to the tree
@@ -446,18 +446,18 @@ def test_preprocess_tree_writes_only_to_cache(tmp_path: Path) -> None:
     assert np.array_equal(tifffile.imread(mirror / sample), remove_background(tifffile.imread(root / sample)))
 
     stamps = {p: p.stat().st_mtime_ns for p in mirror.rglob("*.tiff")}
-    preprocess_tree(root, categories=["widget"], progress=False)
+    remove_background_tree(root, categories=["widget"], progress=False)
     assert {p: p.stat().st_mtime_ns for p in mirror.rglob("*.tiff")} == stamps  # up to date: skipped
-    assert preprocess_file(root / sample, mirror / sample) is False
+    assert remove_background_file(root / sample, mirror / sample) is False
 
     source = root / sample
     os.utime(source, ns=(source.stat().st_atime_ns, stamps[mirror / sample] + 10**9))  # source edited later
-    assert preprocess_file(source, mirror / sample) is True
+    assert remove_background_file(source, mirror / sample) is True
 
     with pytest.raises(DataFileError, match=r"nothere: category folder does not exist.*\['other', 'widget'\]"):
-        preprocess_tree(root, categories=["nothere"], progress=False)
+        remove_background_tree(root, categories=["nothere"], progress=False)
     with pytest.raises(ValueError, match="inside the data tree"):
-        preprocess_tree(root, cache_dir=root / "cache", progress=False)
+        remove_background_tree(root, cache_dir=root / "cache", progress=False)
 
 
 def test_dataset_reads_preprocessed_xyz(tmp_path: Path) -> None:
@@ -465,7 +465,7 @@ def test_dataset_reads_preprocessed_xyz(tmp_path: Path) -> None:
     write_category(root, "widget", size=(40, 40))
     before = tree_snapshot(root)
     cache_dir = tmp_path / "my_cache"
-    datamodule = RGBXYZFolder(root, "widget", num_workers=0, preprocess=True, cache_dir=cache_dir)
+    datamodule = RGBXYZFolder(root, "widget", num_workers=0, remove_background=True, cache_dir=cache_dir)
     datamodule.setup()  # without prepare_data: the dataset fills the cache lazily
     item = datamodule.test_data[0]
     raw = tifffile.imread(item.depth_path)
