@@ -30,16 +30,8 @@ from anomalib_cmdr.data import Synthetic3D
 
 VIT = {"rgb_backbone": "vit_tiny_patch16_224", "rgb_model_kwargs": {"patch_size": 8}}
 CNN = {"rgb_backbone": "resnet18", "rgb_layers": [1, 2]}
-POINTMAE = {
-    "xyz_backbone": "pointmae",
-    "num_group": 128,
-    "group_size": 32,
-    "pointmae_dim": 96,
-    "pointmae_depth": 4,
-    "pointmae_heads": 4,
-    "xyz_layers": [1, 2, 3],
-}
-FPFH = {"xyz_backbone": "fpfh", "fpfh_kwargs": {"normal_radius": 3.0, "feature_radius": 6.0}}
+POINTMAE = {"xyz_backbone": "pointmae_tiny"}
+FPFH = {"xyz_backbone": "fpfh", "xyz_model_kwargs": {"normal_radius": 3.0, "feature_radius": 6.0}}
 ZSCORE = {"calibration": "zscore"}
 
 CANDIDATES = {

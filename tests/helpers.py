@@ -5,17 +5,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The repository's root (``configs/`` lives there)."""
 
 TINY = {
     "rgb_backbone": "resnet18",
     "rgb_layers": [1, 2],
-    "num_group": 16,
-    "group_size": 16,
-    "pointmae_dim": 32,
-    "pointmae_depth": 4,
-    "pointmae_heads": 2,
-    "xyz_layers": (1, 3),
+    "xyz_backbone": "pointmae_tiny",
+    "xyz_model_kwargs": {"num_group": 16, "group_size": 16, "embed_dim": 32, "num_heads": 2, "layers": (1, 3)},
     "pretrained": False,
 }
 

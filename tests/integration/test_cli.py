@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO_ROOT
+
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
@@ -41,13 +43,18 @@ def test_stock_cli_resolves_model(model):
 def test_stock_cli_model_help_lists_arguments():
     result = run(str(BIN / "anomalib"), "fit", "--model.help", "CMDR")
     assert result.returncode == 0, result.stderr[-2000:]
-    for argument in ("--model.modality", "--model.xyz_backbone", "--model.rgb_weights", "--model.map_normalization"):
+    for argument in (
+        "--model.modality",
+        "--model.xyz_backbone",
+        "--model.xyz_model_kwargs",
+        "--model.map_normalization",
+    ):
         assert argument in result.stdout
 
 
 @pytest.mark.slow
 def test_config_files_load(tmp_path):
-    root = Path(__file__).parents[1] / "configs" / "model"
+    root = REPO_ROOT / "configs" / "model"
     for config in sorted(root.glob("*.yaml")):
         result = run(str(BIN / "anomalib"), "fit", "-c", str(config), "--print_config")
         assert result.returncode == 0, (config.name, result.stderr[-2000:])
@@ -56,8 +63,8 @@ def test_config_files_load(tmp_path):
 
 @pytest.mark.slow
 def test_data_configs_load_as_the_readme_uses_them():
-    model = Path(__file__).parents[1] / "configs" / "model" / "cmdr_small.yaml"
-    for config in sorted((Path(__file__).parents[1] / "configs" / "data").glob("*.yaml")):
+    model = REPO_ROOT / "configs" / "model" / "cmdr_small.yaml"
+    for config in sorted((REPO_ROOT / "configs" / "data").glob("*.yaml")):
         result = run(str(BIN / "anomalib"), "fit", "-c", str(model), "--data", str(config), "--print_config")
         assert result.returncode == 0, (config.name, result.stderr[-2000:])
         assert "class_path: anomalib_cmdr.data." in result.stdout

@@ -11,7 +11,7 @@ from anomalib.engine import Engine
 
 from anomalib_cmdr import CMDR
 from anomalib_cmdr.data import Synthetic3D
-from tests.helpers import TINY
+from tests.helpers import REPO_ROOT, TINY
 
 SMALL_DATA = {
     "synth_image_size": 64,
@@ -77,7 +77,7 @@ def test_checkpoint_round_trip_gives_identical_maps(trained, tmp_path):
     assert torch.equal(a.anomaly_map, b.anomaly_map) and torch.equal(a.pred_score, b.pred_score)
 
 
-CONFIGS = Path(__file__).parents[1] / "configs" / "model"
+CONFIGS = REPO_ROOT / "configs" / "model"
 
 
 def stock_cli(command: str, config: str, options: list[str], data_root: Path, out: Path, *extra: str):
@@ -95,7 +95,14 @@ def stock_cli(command: str, config: str, options: list[str], data_root: Path, ou
 
 @pytest.mark.slow
 def test_stock_cli_trains_and_tests_on_a_new_synthetic_root(tmp_path):
-    options = ["--model", "CMDR", "--model.image_size", "32", "--model.num_group", "32", "--model.group_size", "16"]
+    options = [
+        "--model",
+        "CMDR",
+        "--model.image_size",
+        "32",
+        "--model.xyz_model_kwargs",
+        "{num_group: 32, group_size: 16}",
+    ]
     options += ["--trainer.max_epochs", "1"]
     _, output = stock_cli("train", "cmdr_small.yaml", options, tmp_path / "new", tmp_path / "results")
     assert (tmp_path / "new" / "disc" / "train" / "good" / "xyz" / "000.tiff").is_file()

@@ -2,7 +2,7 @@
 
 Example:
     >>> from anomalib_cmdr.data import MVTec3DAD
-    >>> datamodule = MVTec3DAD(root="./datasets/MVTec3D", category="bagel", image_size=224)  # doctest: +SKIP
+    >>> datamodule = MVTec3DAD(root="./datasets/MVTec3D", category="bagel")  # doctest: +SKIP
 """
 
 from anomalib_cmdr.data.background import remove_background, remove_background_tree

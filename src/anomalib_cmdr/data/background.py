@@ -15,8 +15,8 @@ result):
   saves it padded (it pads RGB and ground truth the same way). Padding only adds ``(0, 0, 0)`` points,
   which are excluded from clustering, so it cannot change which points survive. It is therefore skipped:
   the output keeps the input's ``H x W`` and stays pixel-aligned with the untouched RGB image and mask.
-  The square geometry is produced online by the dataset (``square_pad=True``), see
-  :mod:`anomalib_cmdr.data.dataset`.
+  The square padding is done online by the model's pre-processor
+  (:class:`anomalib_cmdr.models.cmdr.pre_processor.RGBXYZPreProcessor`, ``square_pad=True``).
 * RANSAC is seeded (``o3d.utility.random.seed``), so the same file always gives the same result.
 * The border frame is taken without duplicated corners, and DBSCAN noise (label -1) is never chosen as
   "the largest cluster" (the official code can pick it when the cloud is nearly empty).
@@ -51,7 +51,7 @@ import tifffile
 from anomalib.data.utils import is_within_directory
 from tqdm import tqdm
 
-from anomalib_cmdr.data.io import DataFileError, DataFileWarning, read_xyz, valid_points
+from anomalib_cmdr.data.io import DataFileError, DataFileWarning, read_xyz, valid_pixel_mask
 
 __all__ = [
     "CACHE_DIR_NAME",
@@ -75,6 +75,22 @@ XYZ_SUFFIXES = (".tiff", ".tif")
 """File suffixes (lower case) of organized point clouds."""
 
 _PLANE_DIMS = 3
+
+
+def _unchanged(xyz: np.ndarray, name: str, reason: str) -> np.ndarray:
+    """Warn that the background of a degenerate cloud is not removed, and return the cloud unchanged.
+
+    Args:
+        xyz (np.ndarray): The input cloud of :func:`remove_background`.
+        name (str): The file (or ``"point cloud"``) named in the warning.
+        reason (str): Why the cloud is degenerate.
+
+    Returns:
+        np.ndarray: A ``float32`` copy of ``xyz``.
+    """
+    # stacklevel 3: the warning points at the caller of remove_background, not at this helper
+    warnings.warn(f"{name}: {reason}; background not removed", DataFileWarning, stacklevel=3)
+    return np.array(xyz, dtype=np.float32)
 
 
 def remove_background(
@@ -134,19 +150,17 @@ def remove_background(
 
     name = str(source) if source is not None else "point cloud"
     result = np.array(xyz, dtype=np.float32)
-    valid = valid_points(result)
+    valid = valid_pixel_mask(result)
 
     frame = np.zeros(valid.shape, dtype=bool)
     frame[:border], frame[-border:], frame[:, :border], frame[:, -border:] = True, True, True, True
     border_points = result[frame & valid].astype(np.float64)
     if len(border_points) < max(ransac_n, _PLANE_DIMS):
-        warnings.warn(
-            f"{name}: only {len(border_points)} valid point(s) in the {border}-pixel border, fewer than the "
-            f"{ransac_n} RANSAC needs; background not removed",
-            DataFileWarning,
-            stacklevel=2,
+        reason = (
+            f"only {len(border_points)} valid point(s) in the {border}-pixel border, fewer than the "
+            f"{ransac_n} RANSAC needs"
         )
-        return np.array(xyz, dtype=np.float32)
+        return _unchanged(xyz, name, reason)
 
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         o3d.utility.random.seed(seed)
@@ -163,24 +177,17 @@ def remove_background(
 
         rows, cols = np.nonzero(valid)
         if len(rows) < dbscan_min_points:
-            warnings.warn(
-                f"{name}: only {len(rows)} valid point(s) left off the background plane, fewer than DBSCAN's "
-                f"min_points={dbscan_min_points}; background not removed",
-                DataFileWarning,
-                stacklevel=2,
+            reason = (
+                f"only {len(rows)} valid point(s) left off the background plane, fewer than DBSCAN's "
+                f"min_points={dbscan_min_points}"
             )
-            return np.array(xyz, dtype=np.float32)
+            return _unchanged(xyz, name, reason)
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(result[rows, cols].astype(np.float64)))
         labels = np.asarray(cloud.cluster_dbscan(eps=dbscan_eps, min_points=dbscan_min_points, print_progress=False))
 
     clustered = labels >= 0
     if not clustered.any():
-        warnings.warn(
-            f"{name}: DBSCAN found no cluster among {len(rows)} point(s); background not removed",
-            DataFileWarning,
-            stacklevel=2,
-        )
-        return np.array(xyz, dtype=np.float32)
+        return _unchanged(xyz, name, f"DBSCAN found no cluster among {len(rows)} point(s)")
     largest = np.bincount(labels[clustered]).argmax()
     drop = labels != largest
     result[rows[drop], cols[drop]] = 0.0

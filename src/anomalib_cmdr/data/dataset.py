@@ -15,39 +15,32 @@ Example:
     >>> from anomalib_cmdr.data import RGBXYZDataset
     >>> from anomalib_cmdr.data.dataset import make_rgbxyz_samples
     >>> samples = make_rgbxyz_samples("./datasets/MVTec3D/bagel", split="test")  # doctest: +SKIP
-    >>> dataset = RGBXYZDataset(samples, image_size=224)  # doctest: +SKIP
+    >>> dataset = RGBXYZDataset(samples)  # doctest: +SKIP
     >>> item = dataset[0]  # doctest: +SKIP
-    >>> item.image.shape, item.depth_map.shape, item.gt_mask.shape  # doctest: +SKIP
-    (torch.Size([3, 224, 224]), torch.Size([3, 224, 224]), torch.Size([224, 224]))
+    >>> item.image.shape, item.depth_map.shape, item.gt_mask.shape  # native size  # doctest: +SKIP
+    (torch.Size([3, 800, 800]), torch.Size([3, 800, 800]), torch.Size([800, 800]))
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from anomalib import TaskType
-from anomalib.data.dataclasses import DepthItem
+from anomalib.data.dataclasses import DepthBatch, DepthItem
 from anomalib.data.datasets.base.depth import AnomalibDepthDataset
 from anomalib.data.utils import LabelName, Split, validate_path
 from pandas import DataFrame
-from torchvision.transforms.v2 import InterpolationMode, Transform
-from torchvision.transforms.v2.functional import resize, to_dtype_image
+from torchvision.transforms.v2 import Transform
+from torchvision.transforms.v2.functional import to_dtype_image
 from torchvision.tv_tensors import Image, Mask
 
 from anomalib_cmdr.data.background import XYZ_SUFFIXES, XYZCache
 from anomalib_cmdr.data.io import DataFileError, read_mask, read_rgb, read_xyz
 
-__all__ = [
-    "NORMAL_LABEL",
-    "SPLIT_FOLDERS",
-    "RGBXYZDataset",
-    "make_rgbxyz_samples",
-    "resize_mask",
-    "resize_rgb",
-    "resize_xyz",
-]
+__all__ = ["NORMAL_LABEL", "SPLIT_FOLDERS", "RGBXYZDataset", "make_rgbxyz_samples"]
 
 NORMAL_LABEL = "good"
 """Name of the folder holding normal samples."""
@@ -251,102 +244,6 @@ def make_rgbxyz_samples(category_root: str | Path, split: str | Split | None = N
     return samples
 
 
-# ---------------------------------------------------------------------------------------------------------- resize
-def _as_size(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``(height, width)`` from an int or a pair."""
-    if isinstance(image_size, int):
-        return image_size, image_size
-    height, width = image_size
-    return int(height), int(width)
-
-
-def _square_padding(height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``((top, bottom), (left, right))`` padding that centres an image in a square (BTF/CFM convention)."""
-    side = max(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
-    return (top, side - height - top), (left, side - width - left)
-
-
-def _nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize by index selection (torch's ``"nearest"`` rule: source = floor(dst * in / out)).
-
-    Every output pixel is a copy of an input pixel: no value is ever blended or invented.
-    """
-    height, width = array.shape[:2]
-    rows = np.minimum((np.arange(size[0]) * height) // size[0], height - 1)
-    cols = np.minimum((np.arange(size[1]) * width) // size[1], width - 1)
-    return array[rows[:, None], cols[None, :]]
-
-
-def resize_rgb(rgb: np.ndarray, image_size: int | tuple[int, int], square_pad: bool = True) -> np.ndarray:
-    """Resize an RGB image the paper's way: square-pad by edge replication (optional), then bicubic.
-
-    Args:
-        rgb (np.ndarray): ``uint8`` image ``(H, W, 3)``.
-        image_size (int | tuple[int, int]): Output size, an int for a square.
-        square_pad (bool): Centre the image in a square by replicating its edge pixels first.
-
-    Returns:
-        np.ndarray: ``uint8`` image of shape ``(*size, 3)``.
-
-    Example:
-        >>> import numpy as np
-        >>> resize_rgb(np.zeros((30, 40, 3), np.uint8), 16).shape
-        (16, 16, 3)
-    """
-    if square_pad:
-        rgb = np.pad(rgb, (*_square_padding(*rgb.shape[:2]), (0, 0)), mode="edge")
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-    resized = resize(tensor, list(_as_size(image_size)), interpolation=InterpolationMode.BICUBIC, antialias=True)
-    return resized.permute(1, 2, 0).numpy()
-
-
-def resize_xyz(xyz: np.ndarray, image_size: int | tuple[int, int], square_pad: bool = True) -> np.ndarray:
-    """Resize an organized point cloud: square-pad with holes (optional), then nearest neighbour.
-
-    Never interpolates: every output point is one of the input points (or a padding hole), so holes stay
-    exactly ``(0, 0, 0)`` and no point that does not exist is invented.
-
-    Args:
-        xyz (np.ndarray): Point cloud ``(H, W, 3)``.
-        image_size (int | tuple[int, int]): Output size, an int for a square.
-        square_pad (bool): Centre the cloud in a square of ``(0, 0, 0)`` points first (the same offsets as
-            :func:`resize_rgb`, so the two stay aligned).
-
-    Returns:
-        np.ndarray: Point cloud of shape ``(*size, 3)`` and the input's dtype.
-
-    Example:
-        >>> import numpy as np
-        >>> resize_xyz(np.ones((30, 40, 3), np.float32), 16)[0, 0].tolist()  # a padding hole
-        [0.0, 0.0, 0.0]
-    """
-    if square_pad:
-        xyz = np.pad(xyz, (*_square_padding(*xyz.shape[:2]), (0, 0)), mode="constant")
-    return np.ascontiguousarray(_nearest(xyz, _as_size(image_size)))
-
-
-def resize_mask(mask: np.ndarray, image_size: int | tuple[int, int], square_pad: bool = True) -> np.ndarray:
-    """Resize a ground-truth mask: square-pad with ``False`` (optional), then nearest neighbour.
-
-    Args:
-        mask (np.ndarray): ``bool`` mask ``(H, W)``.
-        image_size (int | tuple[int, int]): Output size, an int for a square.
-        square_pad (bool): Centre the mask in a square first (same offsets as :func:`resize_rgb`).
-
-    Returns:
-        np.ndarray: ``bool`` mask of shape ``size``.
-
-    Example:
-        >>> import numpy as np
-        >>> resize_mask(np.ones((30, 40), bool), 16).shape
-        (16, 16)
-    """
-    if square_pad:
-        mask = np.pad(mask, _square_padding(*mask.shape), mode="constant")
-    return np.ascontiguousarray(_nearest(mask, _as_size(image_size)))
-
-
 # --------------------------------------------------------------------------------------------------------- dataset
 class RGBXYZDataset(AnomalibDepthDataset):
     """Dataset of RGB images and organized point clouds, served as anomalib ``DepthItem``s.
@@ -361,11 +258,11 @@ class RGBXYZDataset(AnomalibDepthDataset):
     * ``gt_label``, ``image_path``, ``depth_path`` (always the user's file, also with ``remove_background``) and
       ``mask_path`` (``None`` when there is none: ``DepthItem`` turns the table's ``""`` into ``None``).
 
-    Without ``image_size`` RGB, point cloud and mask must have the same ``H x W``. With it, every item is
-    resized to that size, so that items of any source size collate: RGB square-padded by edge replication
-    (``square_pad``) then bicubic, as the paper does for MVTec 3D-AD; the point cloud square-padded with
-    holes then nearest neighbour (never bilinear: holes stay exactly zero and no point is invented); the
-    mask likewise with ``False`` padding and nearest neighbour.
+    Items are served at the files' native size, like anomalib's datasets; RGB, point cloud and mask of a
+    sample must have the same ``H x W``. The model's pre-processor owns the input size: under anomalib's
+    Engine the datamodule adds the model's resize
+    (:class:`~anomalib_cmdr.data.transforms.SquarePadResize`) to ``augmentations``, so samples of different
+    native sizes are brought to the model's size, with the model's rule, before they are collated.
 
     ``augmentations`` (set by the datamodule) see ``(image, depth_map, gt_mask)``, the point cloud wrapped
     as a ``tv_tensors.Mask``: geometric transforms move it with the image, by nearest neighbour, and
@@ -376,10 +273,6 @@ class RGBXYZDataset(AnomalibDepthDataset):
             ``label_index`` (see :func:`make_rgbxyz_samples`). A missing or NaN ``mask_path`` means no mask
             (this is the fix for anomalib's pandas >= 3 crash on train samples).
         augmentations (Transform | None): Augmentations, see above. Defaults to ``None``.
-        image_size (int | tuple[int, int] | None): Output ``(height, width)`` (an int for a square), or
-            ``None`` to keep the files' size. Defaults to ``None``.
-        square_pad (bool): With ``image_size``, centre each image in a square before resizing. Defaults to
-            ``True``.
         remove_background (bool): Read the point cloud from the plug-in's background-removal cache instead of the
             user's file (computed on first use when absent or stale; see
             :mod:`anomalib_cmdr.data.background`). Defaults to ``False``.
@@ -402,8 +295,6 @@ class RGBXYZDataset(AnomalibDepthDataset):
         self,
         samples: DataFrame,
         augmentations: Transform | None = None,
-        image_size: int | tuple[int, int] | None = None,
-        square_pad: bool = True,
         remove_background: bool = False,
         cache_dir: str | Path | None = None,
         data_root: str | Path | None = None,
@@ -411,8 +302,6 @@ class RGBXYZDataset(AnomalibDepthDataset):
         super().__init__(augmentations=augmentations)
         samples = self._normalize_samples(samples)
         self.samples = samples
-        self.image_size = _as_size(image_size) if image_size is not None else None
-        self.square_pad = square_pad
         self.remove_background = remove_background
         self.xyz_cache: XYZCache | None = None
         if remove_background:
@@ -461,6 +350,15 @@ class RGBXYZDataset(AnomalibDepthDataset):
             samples.attrs["task"] = (TaskType.SEGMENTATION if has_mask else TaskType.CLASSIFICATION).value
         return samples
 
+    @property
+    def collate_fn(self) -> Callable[[list[DepthItem]], DepthBatch]:
+        """Collate items into a ``DepthBatch``; items of different sizes get a clear error.
+
+        Returns:
+            Callable[[list[DepthItem]], DepthBatch]: The collate function.
+        """
+        return _collate_same_size
+
     def _xyz_file(self, depth_path: str) -> Path:
         """File the point cloud of ``depth_path`` is read from: the user's file or its cached cleaned copy."""
         return self.xyz_cache.get(depth_path) if self.xyz_cache is not None else Path(depth_path)
@@ -475,8 +373,7 @@ class RGBXYZDataset(AnomalibDepthDataset):
             DepthItem: The sample (see the class docstring).
 
         Raises:
-            DataFileError: If a file is unreadable or malformed, or RGB, point cloud and mask sizes disagree
-                (RGB vs point cloud only without ``image_size``).
+            DataFileError: If a file is unreadable or malformed, or RGB, point cloud and mask sizes disagree.
         """
         row = self.samples.iloc[index]
         image_path, depth_path, mask_path = str(row.image_path), str(row.depth_path), str(row.mask_path)
@@ -488,17 +385,12 @@ class RGBXYZDataset(AnomalibDepthDataset):
         if mask.shape != rgb.shape[:2]:
             msg = f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but {image_path} is {_wxh(rgb)}"
             raise DataFileError(msg)
-        if self.image_size is None:
-            if xyz.shape[:2] != rgb.shape[:2]:
-                msg = (
-                    f"{depth_path}: point cloud is {_wxh(xyz)} (WxH) but {image_path} is {_wxh(rgb)}; "
-                    "pass image_size to resize both"
-                )
-                raise DataFileError(msg)
-        else:
-            rgb = resize_rgb(rgb, self.image_size, self.square_pad)
-            xyz = resize_xyz(xyz, self.image_size, self.square_pad)
-            mask = resize_mask(mask, self.image_size, self.square_pad)
+        if xyz.shape[:2] != rgb.shape[:2]:
+            msg = (
+                f"{depth_path}: point cloud is {_wxh(xyz)} (WxH) but {image_path} is {_wxh(rgb)}; the organized "
+                "cloud must have one point per RGB pixel"
+            )
+            raise DataFileError(msg)
 
         image = Image(to_dtype_image(torch.from_numpy(rgb).permute(2, 0, 1), torch.float32, scale=True))
         depth = torch.from_numpy(xyz).permute(2, 0, 1).contiguous()
@@ -523,3 +415,22 @@ class RGBXYZDataset(AnomalibDepthDataset):
 def _wxh(array: np.ndarray) -> str:
     """``"<W>x<H>"`` of an image-like array."""
     return f"{array.shape[1]}x{array.shape[0]}"
+
+
+def _collate_same_size(items: list[DepthItem]) -> DepthBatch:
+    """``DepthBatch.collate`` after checking that the items share one size (else a clear error)."""
+    sizes = {tuple(item.image.shape[-2:]) for item in items}
+    if len(sizes) > 1:
+        first, other = (
+            items[0],
+            next(item for item in items if tuple(item.image.shape[-2:]) != tuple(items[0].image.shape[-2:])),
+        )
+        msg = (
+            f"{first.image_path} ({first.image.shape[-1]}x{first.image.shape[-2]}) and {other.image_path} "
+            f"({other.image.shape[-1]}x{other.image.shape[-2]}) differ in size and cannot be batched: train/test "
+            "through anomalib's Engine (the datamodule then applies the model's resize to every sample), or set "
+            "the datamodule's augmentations to the model's resize, e.g. "
+            "anomalib_cmdr.data.transforms.SquarePadResize(224)"
+        )
+        raise DataFileError(msg)
+    return DepthBatch.collate(items)

@@ -20,11 +20,11 @@ anomalib modes (``"from_test"``, ``"from_train"``, ``"synthetic"``, ``"none"``) 
 
 Example:
     >>> from anomalib_cmdr.data import RGBXYZFolder
-    >>> datamodule = RGBXYZFolder(root="./datasets/parts", category="housing", image_size=224)  # doctest: +SKIP
+    >>> datamodule = RGBXYZFolder(root="./datasets/parts", category="housing")  # doctest: +SKIP
     >>> datamodule.setup()  # doctest: +SKIP
     >>> batch = next(iter(datamodule.test_dataloader()))  # doctest: +SKIP
-    >>> batch.depth_map.shape  # doctest: +SKIP
-    torch.Size([32, 3, 224, 224])
+    >>> batch.depth_map.shape  # the files' size; the model's pre-processor resizes  # doctest: +SKIP
+    torch.Size([32, 3, 800, 800])
 """
 
 from __future__ import annotations
@@ -63,11 +63,7 @@ class RGBXYZFolder(AnomalibDataModule):
             tree's ``validation`` folder (see the module docstring). Defaults to ``"same_as_test"``.
         val_split_ratio (float): Fraction used by the ``from_*`` split modes. Defaults to ``0.5``.
         seed (int | None): Seed of the random splits. Defaults to ``None``.
-        image_size (int | tuple[int, int] | None): Resize every item to this ``(height, width)`` in the
-            dataset (RGB bicubic, point cloud and mask nearest neighbour); ``None`` keeps the files' size,
-            which must then agree within each sample and across a batch. Defaults to ``None``.
-        square_pad (bool): With ``image_size``, centre each image in a square first (RGB edge-replicated,
-            point cloud padded with holes), as the paper does. Defaults to ``True``.
+
         remove_background (bool): Use the paper's background removal (plane + largest cluster), computed once
             into the plug-in's cache by :meth:`prepare_data` (or lazily on first read). Defaults to
             ``False``.
@@ -97,8 +93,6 @@ class RGBXYZFolder(AnomalibDataModule):
         val_split_mode: ValSplitMode | str = ValSplitMode.SAME_AS_TEST,
         val_split_ratio: float = 0.5,
         seed: int | None = None,
-        image_size: int | tuple[int, int] | None = None,
-        square_pad: bool = True,
         remove_background: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
@@ -119,8 +113,6 @@ class RGBXYZFolder(AnomalibDataModule):
         self.root = Path(root)
         self._category_folder = category
         self.category = category if category is not None else self.root.resolve().name
-        self.image_size = image_size
-        self.square_pad = square_pad
         self.remove_background = remove_background
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
@@ -157,8 +149,6 @@ class RGBXYZFolder(AnomalibDataModule):
         """
         return RGBXYZDataset(
             make_rgbxyz_samples(self.category_root, split),
-            image_size=self.image_size,
-            square_pad=self.square_pad,
             remove_background=self.remove_background,
             cache_dir=self.cache_dir,
             data_root=self.root,

@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-__all__ = ["DataFileError", "DataFileWarning", "read_mask", "read_rgb", "read_xyz", "valid_points"]
+__all__ = ["DataFileError", "DataFileWarning", "read_mask", "read_rgb", "read_xyz", "valid_pixel_mask"]
 
 _RGB_CHANNELS = 3
 _EIGHT_BIT_MAX = 255
@@ -164,11 +164,12 @@ def read_mask(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(mask > 0)
 
 
-def valid_points(xyz: np.ndarray) -> np.ndarray:
-    """Mask of the valid points of an organized point cloud: those whose x, y and z are all non-zero.
+def valid_pixel_mask(xyz: np.ndarray) -> np.ndarray:
+    """Per-pixel mask of the valid points of an organized point cloud: those whose x, y and z are all non-zero.
 
     This is the validity rule of the method (and of MVTec 3D-AD, which stores missing points as
-    ``(0, 0, 0)``).
+    ``(0, 0, 0)``). It returns a mask aligned with the pixels; the point sets themselves, for batches of
+    tensors, come from :func:`anomalib_cmdr.models.cmdr.geometry.gather_valid_points`.
 
     Args:
         xyz (np.ndarray): Organized point cloud of shape ``(..., 3)``.
@@ -178,7 +179,7 @@ def valid_points(xyz: np.ndarray) -> np.ndarray:
 
     Example:
         >>> import numpy as np
-        >>> valid_points(np.array([[[0.0, 0.0, 0.0], [0.1, 0.2, 0.3]]])).tolist()
+        >>> valid_pixel_mask(np.array([[[0.0, 0.0, 0.0], [0.1, 0.2, 0.3]]])).tolist()
         [[False, True]]
     """
     return np.all(xyz != 0, axis=-1)

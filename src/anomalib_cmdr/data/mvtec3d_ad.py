@@ -4,8 +4,9 @@ Differences from anomalib's own ``MVTec3D`` datamodule (whose download it reuses
 
 * the point cloud is served as ``(3, H, W)`` x, y, z in metres, validated (bad files raise
   :class:`~anomalib_cmdr.data.DataFileError` naming the file; NaN / inf points become holes with a warning);
-* optional ``image_size``: RGB, point cloud and mask resized together in the dataset (RGB square-padded by
-  edge replication then bicubic, point cloud and mask nearest neighbour), as the paper does;
+* items at their native size: the model's pre-processor resizes RGB, point cloud and mask together
+  (RGB square-padded by edge replication then bicubic, point cloud and mask nearest neighbour), as the
+  paper does;
 * optional ``remove_background``: the paper's background removal, cached outside the data tree;
 * ``val_split_mode="from_dir"`` uses the dataset's own ``validation/good`` folder (anomalib ignores it);
   the default stays ``"same_as_test"`` like anomalib, because ``validation/good`` has no anomalies and
@@ -22,7 +23,7 @@ Reference:
 
 Example:
     >>> from anomalib_cmdr.data import MVTec3DAD
-    >>> datamodule = MVTec3DAD(root="./datasets/MVTec3D", category="bagel", image_size=224)  # doctest: +SKIP
+    >>> datamodule = MVTec3DAD(root="./datasets/MVTec3D", category="bagel")  # doctest: +SKIP
     >>> datamodule.prepare_data()  # downloads the archive if the category folder is missing  # doctest: +SKIP
     >>> datamodule.setup()  # doctest: +SKIP
 """
@@ -67,16 +68,14 @@ class MVTec3DAD(RGBXYZFolder):
             for the dataset's ``validation/good`` folder (normal samples only), or any other anomalib mode.
         val_split_ratio (float): Fraction used by the ``from_*`` split modes. Defaults to ``0.5``.
         seed (int | None): Seed of the random splits. Defaults to ``None``.
-        image_size (int | tuple[int, int] | None): Resize every item to this size in the dataset; the
-            paper uses ``224``. Defaults to ``None`` (the files' 800x800 or so).
-        square_pad (bool): With ``image_size``, centre each image in a square first. Defaults to ``True``.
+
         remove_background (bool): Use the paper's background removal, cached by :meth:`prepare_data`. Defaults to
             ``False``.
         cache_dir (str | Path | None): Cache directory for ``remove_background``. Defaults to
             ``<root>/../.anomalib_cmdr_cache/<root name>``.
 
     Example:
-        >>> datamodule = MVTec3DAD(category="cookie", image_size=224, remove_background=True)  # doctest: +SKIP
+        >>> datamodule = MVTec3DAD(category="cookie", remove_background=True)  # doctest: +SKIP
         >>> datamodule.prepare_data()  # doctest: +SKIP
     """
 
@@ -96,8 +95,6 @@ class MVTec3DAD(RGBXYZFolder):
         val_split_mode: ValSplitMode | str = ValSplitMode.SAME_AS_TEST,
         val_split_ratio: float = 0.5,
         seed: int | None = None,
-        image_size: int | tuple[int, int] | None = None,
-        square_pad: bool = True,
         remove_background: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
@@ -116,8 +113,6 @@ class MVTec3DAD(RGBXYZFolder):
             val_split_mode=val_split_mode,
             val_split_ratio=val_split_ratio,
             seed=seed,
-            image_size=image_size,
-            square_pad=square_pad,
             remove_background=remove_background,
             cache_dir=cache_dir,
         )

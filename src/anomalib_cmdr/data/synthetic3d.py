@@ -5,16 +5,16 @@ anomalib's datamodules download theirs: :meth:`Synthetic3D.prepare_data` generat
 when that folder is missing, and leaves an existing one alone. Generation is deterministic in ``seed`` and
 the sizes, so two machines with the same arguments get bit-identical files.
 
-Two sizes are involved: ``synth_image_size`` is the size the files are rendered at, ``image_size`` the
-optional resize the dataset applies when serving them (e.g. 224 for the paper's backbones).
+``synth_image_size`` is the size the files are rendered at; the model's ``image_size`` (its
+pre-processor) is the size it sees them at.
 
 Example:
     >>> from anomalib_cmdr.data import Synthetic3D
-    >>> datamodule = Synthetic3D(root="./datasets/Synthetic3D", synth_image_size=64, image_size=224)  # doctest: +SKIP
+    >>> datamodule = Synthetic3D(root="./datasets/Synthetic3D", synth_image_size=64)  # doctest: +SKIP
     >>> datamodule.prepare_data()  # doctest: +SKIP
     >>> datamodule.setup()  # doctest: +SKIP
-    >>> next(iter(datamodule.train_dataloader())).depth_map.shape  # doctest: +SKIP
-    torch.Size([32, 3, 224, 224])
+    >>> next(iter(datamodule.train_dataloader())).depth_map.shape  # native size  # doctest: +SKIP
+    torch.Size([32, 3, 64, 64])
 """
 
 from __future__ import annotations
@@ -63,9 +63,7 @@ class Synthetic3D(RGBXYZFolder):
         val_split_mode (ValSplitMode | str): ``"same_as_test"`` (default) or ``"from_dir"`` for the
             generated ``validation/good`` folder (normal samples only), or any other anomalib mode.
         val_split_ratio (float): Fraction used by the ``from_*`` split modes. Defaults to ``0.5``.
-        image_size (int | tuple[int, int] | None): Resize applied by the dataset when serving items
-            (not the generation size). Defaults to ``None``.
-        square_pad (bool): With ``image_size``, centre each image in a square first. Defaults to ``True``.
+
         remove_background (bool): Apply the MVTec 3D-AD background removal (cached). Defaults to ``False``.
         cache_dir (str | Path | None): Cache directory for ``remove_background``. Defaults to
             ``<root>/../.anomalib_cmdr_cache/<root name>``.
@@ -100,8 +98,6 @@ class Synthetic3D(RGBXYZFolder):
         test_split_ratio: float = 0.2,
         val_split_mode: ValSplitMode | str = ValSplitMode.SAME_AS_TEST,
         val_split_ratio: float = 0.5,
-        image_size: int | tuple[int, int] | None = None,
-        square_pad: bool = True,
         remove_background: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
@@ -123,8 +119,6 @@ class Synthetic3D(RGBXYZFolder):
             val_split_mode=val_split_mode,
             val_split_ratio=val_split_ratio,
             seed=seed,
-            image_size=image_size,
-            square_pad=square_pad,
             remove_background=remove_background,
             cache_dir=cache_dir,
         )

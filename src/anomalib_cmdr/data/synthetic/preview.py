@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from scipy import ndimage
 
-from anomalib_cmdr.data.synthetic.generator import DEFECT_TYPES
+from anomalib_cmdr.data.synthetic.defects import DEFECT_TYPES
 
 __all__ = ["colorize_depth", "render_preview"]
 

@@ -12,6 +12,8 @@ With ``d(a, b) = || a/||a|| - b/||b|| ||`` per pixel: ``d2m`` (M3D->2D vs 2D), `
 5. Image score ``max(Psi / sqrt(mean of non-zero Psi))``; the map normalised per image,
    ``Psi / mean(non-zero Psi)`` (the authors' AUPRO form, default) or ``Psi / sqrt(mean Psi)``
    (their P-AUROC form).
+6. The map is brought back to the model's input size (bilinear), like anomalib's anomaly-map
+   generators do, when the heads run on a coarser grid than the input.
 
 Single-modality variants use the reconstruction discrepancy of their modality alone, smoothed as in
 step 4 and scored as in step 5. All means are per image.
@@ -159,6 +161,24 @@ class CMDRAnomalyMap(nn.Module):
             anomaly_map = psi / torch.where(mean > 0, mean, torch.ones_like(mean)).sqrt()
         return anomaly_map, score
 
-    def forward(self, distances: dict[str, torch.Tensor], valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fuse and normalise: ``(anomaly_map (B, 1, H, W), pred_score (B,))``."""
-        return self.normalize(self.fuse(distances, valid))
+    def forward(
+        self,
+        distances: dict[str, torch.Tensor],
+        valid: torch.Tensor,
+        image_size: tuple[int, int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse, normalise and bring the map to the input size.
+
+        Args:
+            distances (dict[str, torch.Tensor]): ``(B, h, w)`` discrepancy maps on the head grid.
+            valid (torch.Tensor): ``(B, h, w)`` valid-pixel mask.
+            image_size (tuple[int, int] | None): ``(H, W)`` of the returned map (bilinear upsampling);
+                ``None`` keeps the head grid. Defaults to ``None``.
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: ``anomaly_map (B, 1, H, W)`` and ``pred_score (B,)``.
+        """
+        anomaly_map, score = self.normalize(self.fuse(distances, valid))
+        if image_size is not None and tuple(anomaly_map.shape[-2:]) != tuple(image_size):
+            anomaly_map = functional.interpolate(anomaly_map, size=image_size, mode="bilinear", align_corners=False)
+        return anomaly_map, score

@@ -14,13 +14,16 @@ then no longer outranks a small, consistent change elsewhere. Positions never se
 
 The statistics are persistent buffers, saved with the checkpoint and exported with the model.
 
+Two parts live here: :class:`DiscrepancyCalibration`, the statistics and the z-scoring (a plain
+``nn.Module`` inside the torch model), and :class:`CalibrationMixin`, the Lightning hooks that compute
+them after training, the way anomalib's ``MemoryBankMixin`` fits PatchCore's memory bank, so that the
+Lightning module itself stays glue.
+
 Example:
     >>> import torch
     >>> calibration = DiscrepancyCalibration(("d2r",), (4, 4))
-    >>> normal = {"d2r": torch.rand(8, 4, 4)}
-    >>> calibration.update(normal, torch.ones(8, 4, 4, dtype=torch.bool))
-    >>> calibration.finalize()
-    >>> calibration.num_samples
+    >>> normal = [({"d2r": torch.rand(8, 4, 4)}, torch.ones(8, 4, 4, dtype=torch.bool))]
+    >>> calibration.fit(normal)
     8
     >>> calibration({"d2r": torch.rand(2, 4, 4)})["d2r"].shape
     torch.Size([2, 4, 4])
@@ -28,10 +31,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from .torch_model import CMDRModel
+
+logger = logging.getLogger(__name__)
+
+Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 class CalibrationMissingError(RuntimeError):
@@ -41,16 +54,18 @@ class CalibrationMissingError(RuntimeError):
 class DiscrepancyCalibration(nn.Module):
     """Per-position z-scoring of discrepancy maps against their statistics on normal samples.
 
-    Use :meth:`reset`, then :meth:`update` with batches of normal samples, then :meth:`finalize`;
-    afterwards the module maps discrepancies to calibrated ones.
+    :meth:`fit` computes the statistics from batches of normal discrepancy maps; afterwards the module
+    maps discrepancies to calibrated ones. The sums are accumulated apart from the buffers and swapped in
+    at the end, so a pass that fails (or is interrupted) leaves the previous statistics intact.
 
     Args:
-        names: Keys of the discrepancy maps (e.g. ``("d2m", "d3m", "d2r", "d3r")``).
-        grid_size: ``(h, w)`` of the maps.
-        eps: Added to the standard deviation (the discrepancies are distances in ``[0, 2]``).
+        names (Iterable[str]): Keys of the discrepancy maps (e.g. ``("d2m", "d3m", "d2r", "d3r")``).
+        grid_size (tuple[int, int]): ``(h, w)`` of the maps.
+        eps (float): Added to the standard deviation (the discrepancies are distances in ``[0, 2]``).
+            Defaults to ``1e-3``.
     """
 
-    def __init__(self, names: Sequence[str], grid_size: tuple[int, int], eps: float = 1e-3) -> None:
+    def __init__(self, names: Iterable[str], grid_size: tuple[int, int], eps: float = 1e-3) -> None:
         super().__init__()
         self.names = tuple(names)
         self.eps = eps
@@ -58,62 +73,42 @@ class DiscrepancyCalibration(nn.Module):
         self.register_buffer("mean", torch.zeros(shape))
         self.register_buffer("std", torch.zeros(shape))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
-        self._sums: torch.Tensor | None = None
-        self._samples = 0
 
     @property
     def num_samples(self) -> int:
         """Normal samples the statistics were computed from (0: not calibrated)."""
         return int(self.count)
 
-    def reset(self) -> None:
-        """Forget the statistics and start accumulating new ones."""
-        self.count.zero_()
-        self._samples = 0
-        self._sums = torch.zeros((3, *self.mean.shape), dtype=torch.float64, device=self.mean.device)
+    def new_sums(self) -> torch.Tensor:
+        """Fresh ``(3, K, h, w)`` float64 sums: valid count, sum and sum of squares per map and position."""
+        return torch.zeros((3, *self.mean.shape), dtype=torch.float64, device=self.mean.device)
 
     @torch.no_grad()
-    def update(self, distances: dict[str, torch.Tensor], valid: torch.Tensor) -> None:
-        """Accumulate a batch of normal samples.
+    def accumulate(self, sums: torch.Tensor, distances: dict[str, torch.Tensor], valid: torch.Tensor) -> None:
+        """Add a batch of normal samples to ``sums`` in place.
 
         Args:
-            distances: ``(B, h, w)`` maps under :attr:`names`.
-            valid: ``(B, h, w)`` valid-pixel mask; only valid positions enter the statistics.
+            sums (torch.Tensor): From :meth:`new_sums`.
+            distances (dict[str, torch.Tensor]): ``(B, h, w)`` maps under :attr:`names`.
+            valid (torch.Tensor): ``(B, h, w)`` valid-pixel mask; only valid positions enter the statistics.
         """
-        if self._sums is None:
-            self.reset()
         d = torch.stack([distances[name] for name in self.names], dim=1).double()  # (B, K, h, w)
         weight = valid.unsqueeze(1).expand_as(d).double()
-        self._sums[0] += weight.sum(0)  # type: ignore[index]
-        self._sums[1] += (d * weight).sum(0)  # type: ignore[index]
-        self._sums[2] += (d * d * weight).sum(0)  # type: ignore[index]
-        self._samples += d.shape[0]
-
-    def accumulated(self) -> tuple[torch.Tensor, int]:
-        """The running ``(3, K, h, w)`` sums (valid count, sum, sum of squares) and the number of samples.
-
-        Returns:
-            ``(sums, num_samples)``, e.g. to reduce across processes before :meth:`finalize`.
-        """
-        if self._sums is None:
-            self.reset()
-        return self._sums, self._samples  # type: ignore[return-value]
+        sums[0] += weight.sum(0)
+        sums[1] += (d * weight).sum(0)
+        sums[2] += (d * d * weight).sum(0)
 
     @torch.no_grad()
-    def finalize(self, sums: torch.Tensor | None = None, num_samples: int | None = None) -> None:
-        """Turn the accumulated sums into mean and std.
+    def finalize(self, sums: torch.Tensor, num_samples: int) -> None:
+        """Turn accumulated sums into the mean and (unbiased) standard deviation buffers.
 
         Args:
-            sums: ``(3, K, h, w)`` sums as returned by :meth:`accumulated` (e.g. reduced across
-                processes); default: this module's own.
-            num_samples: Samples behind ``sums``; default: this module's own count.
+            sums (torch.Tensor): ``(3, K, h, w)`` sums (e.g. reduced across processes).
+            num_samples (int): Samples behind ``sums``.
 
         Raises:
-            CalibrationMissingError: If no sample with a valid pixel was accumulated.
+            CalibrationMissingError: If no sample with a valid pixel was accumulated (buffers untouched).
         """
-        own_sums, own_samples = self.accumulated()
-        sums = own_sums if sums is None else sums
-        num_samples = own_samples if num_samples is None else num_samples
         if float(sums[0].sum()) == 0:
             msg = "No normal sample with valid pixels was seen: cannot compute the calibration statistics."
             raise CalibrationMissingError(msg)
@@ -123,16 +118,40 @@ class DiscrepancyCalibration(nn.Module):
         self.mean.copy_(mean.to(self.mean.dtype))
         self.std.copy_(var.sqrt().to(self.std.dtype))
         self.count.fill_(int(num_samples))
-        self._sums, self._samples = None, 0
+
+    def fit(
+        self,
+        batches: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]],
+        reduce: Reduce | None = None,
+    ) -> int:
+        """Compute the statistics from ``(distances, valid)`` batches of normal samples.
+
+        Args:
+            batches (Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]): Discrepancy maps and valid masks.
+            reduce (Reduce | None): Sums a tensor across processes (DDP); ``None`` for one process.
+                Defaults to ``None``.
+
+        Returns:
+            int: The number of samples the statistics come from (over all processes).
+        """
+        sums, samples = self.new_sums(), 0
+        for distances, valid in batches:
+            self.accumulate(sums, distances, valid)
+            samples += valid.shape[0]
+        if reduce is not None:
+            sums = reduce(sums)
+            samples = int(reduce(torch.tensor(samples, device=sums.device)))
+        self.finalize(sums, samples)
+        return samples
 
     def forward(self, distances: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Calibrated maps ``max(d - mean, 0) / (std + eps)`` (keys other than :attr:`names` pass through).
 
         Args:
-            distances: ``(B, h, w)`` maps.
+            distances (dict[str, torch.Tensor]): ``(B, h, w)`` maps.
 
         Returns:
-            The calibrated maps.
+            dict[str, torch.Tensor]: The calibrated maps.
 
         Raises:
             CalibrationMissingError: If the statistics were never computed.
@@ -148,3 +167,115 @@ class DiscrepancyCalibration(nn.Module):
         for index, name in enumerate(self.names):
             out[name] = (distances[name] - self.mean[index]).clamp_min(0) / (self.std[index] + self.eps)
         return out
+
+
+class CalibrationMixin:
+    """Lightning hooks that keep the ``calibration="zscore"`` statistics in step with the heads.
+
+    For a Lightning module whose ``model`` is a :class:`~anomalib_cmdr.models.cmdr.torch_model.CMDRModel`
+    and whose ``pre_processor`` is CMDR's. The statistics are (re)computed on the datamodule's training
+    data before validation, test or prediction whenever they are missing or the heads were trained since;
+    a model loaded from a checkpoint uses the statistics it carries.
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR(calibration="zscore", pretrained=False)  # doctest: +SKIP
+        >>> model.calibrate(datamodule.train_dataloader())  # doctest: +SKIP
+        20
+    """
+
+    model: CMDRModel
+    _calibration_stale: bool = False  # the heads changed since the statistics were computed
+
+    def calibrate(self, dataloader: Iterable[Any]) -> int:
+        """Compute the ``calibration="zscore"`` statistics on normal samples.
+
+        Batches are pre-processed as in training and moved to the model's device; anomalous samples
+        (``gt_label == 1``) are skipped. Under DDP every process reads its shard and the sums are reduced
+        across processes.
+
+        Args:
+            dataloader (Iterable[Any]): Batches of (normal) samples, e.g. the datamodule's ``train_dataloader()``.
+
+        Returns:
+            int: The number of samples the statistics come from.
+
+        Raises:
+            ValueError: If the model was built with ``calibration="none"``.
+        """
+        if self.model.calibration is None:
+            msg = "calibrate() needs a model built with calibration='zscore'."
+            raise ValueError(msg)
+        trainer = self._trainer  # type: ignore[attr-defined]
+        show = trainer is None or (trainer.progress_bar_callback is not None and trainer.is_global_zero)
+        reduce: Reduce | None = None
+        if trainer is not None and trainer.world_size > 1:
+
+            def reduce(tensor: torch.Tensor) -> torch.Tensor:
+                return trainer.strategy.reduce(tensor, reduce_op="sum")
+
+        batches = tqdm(dataloader, desc="CMDR calibration", unit="batch", disable=not show, leave=False)
+        count = self.model.calibrate(self._normal_inputs(batches), reduce=reduce)
+        self._calibration_stale = False
+        logger.info("CMDR calibration statistics computed on %d normal samples.", count)
+        return count
+
+    def _normal_inputs(self, batches: Iterable[Any]) -> Iterator[tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """Pre-processed ``(rgb, xyz)`` of the normal samples of each batch."""
+        for batch in batches:
+            batch = self.transfer_batch_to_device(batch, self.device, 0)  # type: ignore[attr-defined]
+            if self.pre_processor is not None:  # type: ignore[attr-defined]
+                self.pre_processor.prepare(batch)  # type: ignore[attr-defined]
+            rgb, xyz = self.model.inputs(batch)
+            labels = getattr(batch, "gt_label", None)
+            if labels is not None and bool((labels != 0).any()):
+                keep = labels.view(-1) == 0
+                if not keep.any():
+                    continue
+                rgb = rgb[keep] if rgb is not None else None
+                xyz = xyz[keep] if xyz is not None else None
+            yield rgb, xyz
+
+    def _ensure_calibrated(self) -> None:
+        """Before validation, test or prediction: (re)compute the statistics when missing or stale."""
+        calibration = self.model.calibration
+        if calibration is None or (calibration.num_samples and not self._calibration_stale):
+            return
+        trainer = self._trainer  # type: ignore[attr-defined]
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        try:
+            loader = datamodule.train_dataloader() if datamodule is not None else None
+        except (AttributeError, RuntimeError, TypeError, ValueError) as error:
+            logger.debug("No training data for the calibration: %s", error)
+            loader = None
+        if loader is None:
+            if calibration.num_samples:  # stale but nothing to recompute from: keep the last statistics
+                logger.warning("CMDR calibration statistics predate the last training steps (no training data).")
+                return
+            msg = (
+                "CMDR(calibration='zscore') has no normal statistics and the datamodule gives no training data: "
+                "load a checkpoint of a trained model, pass a datamodule with training data, or call "
+                "model.calibrate(dataloader) first."
+            )
+            raise CalibrationMissingError(msg)
+        self.calibrate(loader)
+
+    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        """The heads changed: the statistics are stale."""
+        self._calibration_stale = True
+        super().on_train_batch_end(*args, **kwargs)  # type: ignore[misc]
+
+    def on_validation_start(self) -> None:
+        """Calibrate when the statistics are missing or the heads were trained since."""
+        self._ensure_calibrated()
+        super().on_validation_start()  # type: ignore[misc]
+
+    def on_test_start(self) -> None:
+        """Calibrate when the statistics are missing or stale."""
+        self._ensure_calibrated()
+        super().on_test_start()  # type: ignore[misc]
+
+    def on_predict_start(self) -> None:
+        """Calibrate when the statistics are missing or stale."""
+        self._ensure_calibrated()
+        super().on_predict_start()  # type: ignore[misc]

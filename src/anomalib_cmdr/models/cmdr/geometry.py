@@ -11,7 +11,7 @@ a point when its three coordinates are all non-zero (MVTec 3D-AD marks missing p
 Example:
     >>> import torch
     >>> xyz = torch.rand(1, 3, 8, 8) + 0.1
-    >>> clouds = valid_points(xyz)
+    >>> clouds = gather_valid_points(xyz)
     >>> clouds[0].points.shape
     torch.Size([64, 3])
     >>> groups = group_points(clouds[0].points, num_group=4, group_size=8)
@@ -73,7 +73,7 @@ def valid_point_mask(xyz: torch.Tensor) -> torch.Tensor:
     return (xyz != 0).all(dim=1)
 
 
-def valid_points(xyz: torch.Tensor) -> list[ValidPoints]:
+def gather_valid_points(xyz: torch.Tensor) -> list[ValidPoints]:
     """Gather the valid points of each organized cloud of a batch.
 
     Args:

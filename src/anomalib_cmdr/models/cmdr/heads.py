@@ -14,11 +14,57 @@ Example:
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional
+
+
+@dataclass(frozen=True)
+class Head:
+    """One of CMDR's four heads, known everywhere by the name of its discrepancy map.
+
+    Attributes:
+        name (str): The paper's name of the head's discrepancy map (``d2m``, ``d3m``, ``d2r``, ``d3r``);
+            also the key of its loss (``loss_<name>``) and of its calibration statistics.
+        attribute (str): The authors' module name (``map3Dto2D``, ``map2Dto3D``, ``Dec2D``, ``Dec3D``):
+            the attribute of :class:`~anomalib_cmdr.models.cmdr.torch_model.CMDRModel` and the prefix of
+            their checkpoint files.
+        source (str): Modality the head reads (``"rgb"`` or ``"xyz"``).
+        target (str): Modality whose features it predicts.
+    """
+
+    name: str
+    attribute: str
+    source: str
+    target: str
+
+
+HEADS = (
+    Head("d2m", "map3Dto2D", source="xyz", target="rgb"),  # M3D->2D, cross-modal mapping
+    Head("d3m", "map2Dto3D", source="rgb", target="xyz"),  # M2D->3D, cross-modal mapping
+    Head("d2r", "Dec2D", source="rgb", target="rgb"),  # D2D, reconstruction
+    Head("d3r", "Dec3D", source="xyz", target="xyz"),  # D3D, reconstruction
+)
+"""The single table of CMDR's heads, in the order of the fusion's inputs."""
+
+
+def _projection(in_features: int, out_features: int, dropout: float) -> nn.Sequential:
+    """The authors' projection block, shared by every head (indices kept so that their state dicts load).
+
+    ``Linear(in, out), GELU, LayerNorm, Dropout, Linear(out, out), GELU, LayerNorm``.
+    """
+    return nn.Sequential(
+        nn.Linear(in_features, out_features),
+        nn.GELU(),
+        nn.LayerNorm(out_features),
+        nn.Dropout(dropout),
+        nn.Linear(out_features, out_features),
+        nn.GELU(),
+        nn.LayerNorm(out_features),
+    )
 
 
 class MappingMLP(nn.Module):
@@ -38,15 +84,7 @@ class MappingMLP(nn.Module):
         hidden = (in_features + out_features) // 2
         self.input = nn.Linear(in_features, hidden)
         self.act = nn.GELU()
-        self.projection = nn.Sequential(
-            nn.Linear(hidden, hidden),
-            nn.GELU(),
-            nn.LayerNorm(hidden),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, hidden),
-            nn.GELU(),
-            nn.LayerNorm(hidden),
-        )
+        self.projection = _projection(hidden, hidden, dropout)
         self.output = nn.Linear(hidden, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,15 +197,7 @@ class Decoder2D(nn.Module):
         reduced = max(num_heads, (dim // 2) // num_heads * num_heads)
         self.grid_size = tuple(grid_size)
         self.reduced_dim = reduced
-        self.projection = nn.Sequential(
-            nn.Linear(dim, reduced),
-            nn.GELU(),
-            nn.LayerNorm(reduced),
-            nn.Dropout(dropout),
-            nn.Linear(reduced, reduced),
-            nn.GELU(),
-            nn.LayerNorm(reduced),
-        )
+        self.projection = _projection(dim, reduced, dropout)
         self.attn = WindowTransformerBlock(reduced, num_heads, window_size, 2.0, dropout)
         channels = [reduced, 256, 128, reduced]
         layers: list[nn.Module] = []
@@ -230,15 +260,7 @@ class Decoder3D(nn.Module):
         self.num_tokens = num_tokens
         reduced = -(-num_tokens // 32)
         if variant == "paper":
-            self.projection = nn.Sequential(
-                nn.Linear(num_tokens, reduced),
-                nn.GELU(),
-                nn.LayerNorm(reduced),
-                nn.Dropout(dropout),
-                nn.Linear(reduced, reduced),
-                nn.GELU(),
-                nn.LayerNorm(reduced),
-            )
+            self.projection = _projection(num_tokens, reduced, dropout)
         else:
             self.projection = nn.Sequential(
                 nn.AdaptiveAvgPool1d(reduced),

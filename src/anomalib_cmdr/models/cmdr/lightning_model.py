@@ -24,8 +24,8 @@ From the stock CLI::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from anomalib import LearningType
@@ -36,18 +36,17 @@ from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
-from tqdm.auto import tqdm
 
 from .anomaly_map import MapNormalization, Modality
-from .calibration import CalibrationMissingError
+from .calibration import CalibrationMixin
 from .heads import D3DVariant
-from .pre_processor import RGBXYZPreProcessor, prepare_batch
-from .torch_model import Calibration, CMDRModel, XYZBackbone
+from .pre_processor import RGBXYZPreProcessor
+from .torch_model import Calibration, CMDRModel
 
 logger = logging.getLogger(__name__)
 
 
-class CMDR(AnomalibModule):
+class CMDR(CalibrationMixin, AnomalibModule):
     """CMDR-IAD as an anomalib model.
 
     Defaults reproduce the paper: DINO ViT-B/8 and Point-MAE (1024 groups of 128 points, blocks
@@ -55,39 +54,52 @@ class CMDR(AnomalibModule):
     trainer; the configs do).
 
     Args:
-        rgb_backbone: timm name of the 2D extractor (ViT or CNN).
-        rgb_layers: Its feature levels; ``None``: the last level after the final norm.
-        rgb_weights: Local weight file (state dict or safetensors) for offline use.
-        rgb_model_kwargs: Extra ``timm.create_model`` arguments (e.g. ``{"img_size": 64}``).
-        xyz_backbone: ``"pointmae"`` (paper) or ``"fpfh"`` (weight-free FPFH descriptors).
-        xyz_weights: Local Point-MAE checkpoint (release format) for offline use.
-        num_group: Point-MAE FPS centres (1024).
-        group_size: Point-MAE points per group (128).
-        xyz_layers: Point-MAE blocks concatenated ((3, 7, 11)).
-        pointmae_dim: Point-MAE width (384; smaller only with random weights).
-        pointmae_depth: Point-MAE blocks (12).
-        pointmae_heads: Point-MAE heads (6).
-        pointmae_batchnorm: ``"sample"``: Point-MAE's group-encoder BatchNorm uses each cloud's own
-            statistics, as the authors' code runs it (default, for parity with their heads);
-            ``"running"``: the checkpoint's running statistics.
-        fpfh_kwargs: FPFH extractor arguments (radii relative to the point spacing, voxel size).
-        pretrained: Use pretrained backbones (download, or ``rgb_weights``/``xyz_weights``).
-            ``False``: random weights, no network (tests, offline experiments).
-        image_size: Model input side in pixels (224).
-        grid_size: Side of the head grid; ``None``: ``image_size`` (the paper).
-        modality: ``"rgb+xyz"`` (default), ``"rgb"`` or ``"xyz"``.
-        d3d_variant: ``"auto"``, ``"paper"`` or ``"pooled"`` (grid-size-agnostic D3D).
-        map_normalization: ``"aupro"`` (default) or ``"pauroc"``: the authors' per-image map normalisations.
-        calibration: ``"none"`` (default, the paper) or ``"zscore"``: z-score each discrepancy map per grid
-            position against its statistics on the normal training samples before the fusion, for
+        rgb_backbone (str): timm name of the 2D extractor (ViT or CNN). Defaults to
+            ``"vit_base_patch8_224.dino"``.
+        rgb_layers (Sequence[int] | None): Its feature levels; ``None``: the last level after the final norm.
+            Defaults to ``None``.
+        rgb_weights (str | None): Local weight file (state dict or safetensors) for offline use.
+            Defaults to ``None``.
+        rgb_model_kwargs (dict[str, Any] | None): Extra ``timm.create_model`` arguments (e.g.
+            ``{"patch_size": 8}``). Defaults to ``None``.
+        xyz_backbone (str): Registered 3D extractor: ``"pointmae"`` (the paper's), ``"pointmae_tiny"``
+            (tests, random weights) or ``"fpfh"`` (weight-free FPFH descriptors); see
+            :mod:`~anomalib_cmdr.models.cmdr.backbones.registry`. Defaults to ``"pointmae"``.
+        xyz_weights (str | None): Local checkpoint of the 3D extractor (Point-MAE release format) for
+            offline use. Defaults to ``None``.
+        xyz_model_kwargs (dict[str, Any] | None): Overrides of the 3D extractor's arguments, e.g.
+            ``{"batchnorm": "running"}`` or ``{"num_group": 512, "group_size": 64}`` for Point-MAE,
+            ``{"voxel_size": 2.0}`` for FPFH. Defaults to ``None``.
+        pretrained (bool): Use pretrained backbones (download, or ``rgb_weights``/``xyz_weights``).
+            ``False``: random weights, no network (tests, offline experiments). Defaults to ``True``.
+        image_size (int): Model input side in pixels: the pre-processor brings RGB, point cloud and mask to
+            it, and the anomaly map comes back at it. Defaults to ``224``.
+        grid_size (int | None): Side of the head grid; ``None``: ``image_size`` (the paper).
+            Defaults to ``None``.
+        modality (Modality): ``"rgb+xyz"``, ``"rgb"`` or ``"xyz"``. Defaults to ``"rgb+xyz"``.
+        d3d_variant (D3DVariant): ``"auto"``, ``"paper"`` or ``"pooled"`` (grid-size-agnostic D3D).
+            Defaults to ``"auto"``.
+        map_normalization (MapNormalization): ``"aupro"`` or ``"pauroc"``: the authors' per-image map
+            normalisations. Defaults to ``"aupro"``.
+        calibration (Calibration): ``"none"`` (the paper) or ``"zscore"``: z-score each discrepancy map per
+            grid position against its statistics on the normal training samples before the fusion, for
             fixtured parts whose normal structures (bores, edges) outscore small defects. The statistics
             are computed on the training data before each validation after training (and by
-            :meth:`calibrate`) and saved in the checkpoint.
-        lr: Adam learning rate (1e-3).
-        pre_processor: Pre-processor, or ``True`` for :class:`RGBXYZPreProcessor` at ``image_size``.
-        post_processor: Post-processor or ``True`` for anomalib's default.
-        evaluator: Evaluator or ``True`` for image AUROC/F1, pixel AUROC, AUPRO@0.3 and AUPRO@0.01.
-        visualizer: Visualizer or ``True`` for anomalib's default.
+            :meth:`calibrate`) and saved in the checkpoint. Defaults to ``"none"``.
+        lr (float): Adam learning rate. Defaults to ``1e-3``.
+        pre_processor (PreProcessor | bool): Pre-processor, or ``True`` for :class:`RGBXYZPreProcessor` at
+            ``image_size``. Defaults to ``True``.
+        post_processor (PostProcessor | bool): Post-processor or ``True`` for anomalib's default.
+            Defaults to ``True``.
+        evaluator (Evaluator | bool): Evaluator or ``True`` for image AUROC/F1, pixel AUROC, AUPRO@0.3 and
+            AUPRO@0.01. Defaults to ``True``.
+        visualizer (Visualizer | bool): Visualizer or ``True`` for anomalib's default. Defaults to ``True``.
+
+    Example:
+        >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1, 2], xyz_backbone="fpfh", pretrained=False,
+        ...              image_size=64)
+        >>> model.input_size
+        (64, 64)
     """
 
     def __init__(
@@ -96,16 +108,9 @@ class CMDR(AnomalibModule):
         rgb_layers: Sequence[int] | None = None,
         rgb_weights: str | None = None,
         rgb_model_kwargs: dict[str, Any] | None = None,
-        xyz_backbone: XYZBackbone = "pointmae",
+        xyz_backbone: str = "pointmae",
         xyz_weights: str | None = None,
-        num_group: int = 1024,
-        group_size: int = 128,
-        xyz_layers: Sequence[int] = (3, 7, 11),
-        pointmae_dim: int = 384,
-        pointmae_depth: int = 12,
-        pointmae_heads: int = 6,
-        pointmae_batchnorm: Literal["sample", "running"] = "sample",
-        fpfh_kwargs: dict[str, Any] | None = None,
+        xyz_model_kwargs: dict[str, Any] | None = None,
         pretrained: bool = True,
         image_size: int = 224,
         grid_size: int | None = None,
@@ -136,14 +141,7 @@ class CMDR(AnomalibModule):
             rgb_model_kwargs=rgb_model_kwargs,
             xyz_backbone=xyz_backbone,
             xyz_weights=xyz_weights,
-            num_group=num_group,
-            group_size=group_size,
-            xyz_layers=xyz_layers,
-            pointmae_dim=pointmae_dim,
-            pointmae_depth=pointmae_depth,
-            pointmae_heads=pointmae_heads,
-            pointmae_batchnorm=pointmae_batchnorm,
-            fpfh_kwargs=fpfh_kwargs,
+            xyz_model_kwargs=xyz_model_kwargs,
             pretrained=pretrained,
             grid_size=grid_size or image_size,
             modality=modality,
@@ -151,20 +149,24 @@ class CMDR(AnomalibModule):
             map_normalization=map_normalization,
             calibration=calibration,
         )
-        self._calibration_stale = False  # the heads changed since the statistics were computed
 
     # ------------------------------------------------------------------ anomalib configuration
     @classmethod
     def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
-        """RGB: bicubic resize + ImageNet normalisation; xyz: nearest resize to the same size.
+        """RGB, point cloud and mask to ``image_size`` (one rule), RGB ImageNet-normalised.
 
         Args:
-            image_size: ``(H, W)``; ``(224, 224)`` when ``None``.
+            image_size (tuple[int, int] | None): ``(H, W)``; ``(224, 224)`` when ``None``.
 
         Returns:
-            A :class:`RGBXYZPreProcessor`.
+            PreProcessor: A :class:`RGBXYZPreProcessor`.
         """
-        return RGBXYZPreProcessor.default(image_size or (224, 224))
+        return RGBXYZPreProcessor(image_size or (224, 224))
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """The model's input ``(height, width)`` (the pre-processor's ``image_size``)."""
+        return getattr(self.pre_processor, "image_size", None) or super().input_size
 
     @staticmethod
     def configure_evaluator() -> Evaluator:
@@ -200,18 +202,6 @@ class CMDR(AnomalibModule):
         return torch.optim.Adam(self.model.head_parameters(), lr=self.lr)
 
     # ------------------------------------------------------------------ steps
-    def _inputs(self, batch: Batch | dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        get = batch.get if isinstance(batch, dict) else lambda key: getattr(batch, key, None)
-        rgb = get("image") if self.model.use_rgb else None
-        xyz = get("depth_map") if self.model.use_xyz else None
-        if xyz is not None and rgb is not None and xyz.shape[-2:] != rgb.shape[-2:]:
-            msg = (
-                f"xyz {tuple(xyz.shape[-2:])} and RGB {tuple(rgb.shape[-2:])} sizes differ: use CMDR's "
-                "pre-processor (RGBXYZPreProcessor) or resize the depth_map to the image size by nearest neighbour."
-            )
-            raise ValueError(msg)
-        return rgb, xyz
-
     def forward(self, batch: Batch | dict[str, Any], *args: Any, **kwargs: Any) -> InferenceBatch:
         """Inference on a batch (``image`` and/or ``depth_map``, already pre-processed).
 
@@ -227,12 +217,12 @@ class CMDR(AnomalibModule):
         if isinstance(batch, torch.Tensor):
             msg = "CMDR takes a DepthBatch or a dict with 'image' and 'depth_map', not a bare tensor."
             raise TypeError(msg)
-        return self.model(*self._inputs(batch))
+        return self.model(*self.model.inputs(batch))
 
     def training_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Sum of the four head losses; a head whose loss is not finite is skipped for this step."""
         del args, kwargs
-        losses = self.model(*self._inputs(batch))
+        losses = self.model(*self.model.inputs(batch))
         size = batch.batch_size if hasattr(batch, "batch_size") else None
         finite = {}
         for name, loss in losses.items():
@@ -241,7 +231,6 @@ class CMDR(AnomalibModule):
                 finite[name] = loss
             else:
                 logger.warning("Non-finite %s skipped at step %d.", name, self.global_step)
-        self._calibration_stale = True
         if not finite:
             return None
         total = sum(finite.values())
@@ -251,7 +240,7 @@ class CMDR(AnomalibModule):
     def validation_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Anomaly maps and scores added to the batch."""
         del args, kwargs
-        out = self.model(*self._inputs(batch))
+        out = self.model(*self.model.inputs(batch))
         return batch.update(pred_score=out.pred_score, anomaly_map=out.anomaly_map)
 
     def test_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
@@ -261,91 +250,6 @@ class CMDR(AnomalibModule):
     def predict_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Same as :meth:`validation_step`."""
         return self.validation_step(batch, *args, **kwargs)
-
-    # ------------------------------------------------------------------ calibration
-    def calibrate(self, dataloader: Iterable[Any]) -> int:
-        """Compute the ``calibration="zscore"`` statistics on normal samples.
-
-        Batches are pre-processed as in training and moved to the model's device; anomalous samples
-        (``gt_label == 1``) are skipped. Under DDP every process reads its shard and the sums are
-        reduced across processes.
-
-        Args:
-            dataloader: Batches of (normal) samples, e.g. the datamodule's ``train_dataloader()``.
-
-        Returns:
-            The number of samples the statistics come from.
-
-        Example:
-            >>> model = CMDR(calibration="zscore", pretrained=False)  # doctest: +SKIP
-            >>> model.calibrate(datamodule.train_dataloader())  # doctest: +SKIP
-            20
-        """
-        if self.model.calibration is None:
-            msg = "calibrate() needs a model built with calibration='zscore'."
-            raise ValueError(msg)
-        trainer = self._trainer
-        show = trainer is None or (trainer.progress_bar_callback is not None and trainer.is_global_zero)
-
-        def normal_batches() -> Iterator[tuple[torch.Tensor | None, torch.Tensor | None]]:
-            for batch in tqdm(dataloader, desc="CMDR calibration", unit="batch", disable=not show, leave=False):
-                batch = self.transfer_batch_to_device(batch, self.device, 0)
-                prepare_batch(self.pre_processor, batch)
-                rgb, xyz = self._inputs(batch)
-                labels = getattr(batch, "gt_label", None)
-                if labels is not None and bool((labels != 0).any()):
-                    keep = labels.view(-1) == 0
-                    if not keep.any():
-                        continue
-                    rgb = rgb[keep] if rgb is not None else None
-                    xyz = xyz[keep] if xyz is not None else None
-                yield rgb, xyz
-
-        reduce = None
-        if trainer is not None and trainer.world_size > 1:
-
-            def reduce(tensor: torch.Tensor) -> torch.Tensor:
-                return trainer.strategy.reduce(tensor, reduce_op="sum")
-
-        count = self.model.calibrate(normal_batches(), reduce=reduce)
-        self._calibration_stale = False
-        logger.info("CMDR calibration statistics computed on %d normal samples.", count)
-        return count
-
-    def _ensure_calibrated(self) -> None:
-        """Before validation, test or prediction: (re)compute the statistics when missing or stale."""
-        calibration = self.model.calibration
-        if calibration is None or (calibration.num_samples and not self._calibration_stale):
-            return
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        try:
-            loader = datamodule.train_dataloader() if datamodule is not None else None
-        except (AttributeError, RuntimeError, TypeError, ValueError) as error:
-            logger.debug("No training data for the calibration: %s", error)
-            loader = None
-        if loader is None:
-            if calibration.num_samples:  # stale but nothing to recompute from: keep the last statistics
-                logger.warning("CMDR calibration statistics predate the last training steps (no training data).")
-                return
-            msg = (
-                "CMDR(calibration='zscore') has no normal statistics and the datamodule gives no training data: "
-                "load a checkpoint of a trained model, pass a datamodule with training data, or call "
-                "model.calibrate(dataloader) first."
-            )
-            raise CalibrationMissingError(msg)
-        self.calibrate(loader)
-
-    def on_validation_start(self) -> None:
-        """Calibrate (``calibration="zscore"``) when the heads changed since the last calibration."""
-        self._ensure_calibrated()
-
-    def on_test_start(self) -> None:
-        """Calibrate (``calibration="zscore"``) when the statistics are missing or stale."""
-        self._ensure_calibrated()
-
-    def on_predict_start(self) -> None:
-        """Calibrate (``calibration="zscore"``) when the statistics are missing or stale."""
-        self._ensure_calibrated()
 
     # ------------------------------------------------------------------ helpers
     def head_parameter_count(self) -> int:

@@ -22,9 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .heads import HEADS
 from .torch_model import CMDRModel
 
-HEAD_NAMES = ("map2Dto3D", "map3Dto2D", "Dec2D", "Dec3D")
+HEAD_NAMES = tuple(head.attribute for head in HEADS)
+"""The authors' head names, which prefix their checkpoint files."""
 
 
 def official_head_path(folder: str | Path, category: str, head: str, epochs: int = 50, batch_size: int = 1) -> Path:
@@ -68,11 +70,12 @@ def load_official_heads(
     if not isinstance(torch_model, CMDRModel):
         msg = f"load_official_heads expects a CMDR or CMDRModel, got {type(model).__name__}."
         raise TypeError(msg)
-    heads = torch_model.heads()
-    if set(heads) != set(HEAD_NAMES):
+    heads = {head.attribute: getattr(torch_model, head.attribute) for head in HEADS}
+    if any(module is None for module in heads.values()):
+        present = sorted(name for name, module in heads.items() if module is not None)
         msg = (
             "The official checkpoints hold all four heads; "
-            f"this model (modality={torch_model.modality!r}) has {sorted(heads)}."
+            f"this model (modality={torch_model.modality!r}) has {present}."
         )
         raise ValueError(msg)
     paths = {name: official_head_path(folder, category, name, epochs, batch_size) for name in HEAD_NAMES}

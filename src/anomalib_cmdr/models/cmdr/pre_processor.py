@@ -1,114 +1,131 @@
-"""Pre-processing of RGB + organized point-cloud batches.
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
+"""Pre-processing of RGB + organized point-cloud batches: the single owner of CMDR's input size.
 
 anomalib's :class:`~anomalib.pre_processing.PreProcessor` transforms ``image`` and ``gt_mask`` only;
-``depth_map`` keeps its native size. :class:`RGBXYZPreProcessor` also brings the organized cloud to
-the image's final size by *nearest-neighbour* resizing: bilinear resizing would blend points with
-holes into points that do not exist. Holes stay exactly (0, 0, 0).
+``depth_map`` keeps its native size. :class:`RGBXYZPreProcessor` brings all three to ``image_size`` with
+one rule, :class:`~anomalib_cmdr.data.transforms.SquarePadResize` (RGB bicubic, point cloud and mask by
+nearest neighbour, square padding first), then ImageNet-normalises the RGB. anomalib's datamodules also
+apply that resize to every item before collation, so samples of different native sizes batch together.
 
 Example:
-    >>> pre = RGBXYZPreProcessor.default(image_size=(64, 64))
-    >>> pre.transform is not None
-    True
+    >>> import torch
+    >>> from anomalib.data import DepthBatch
+    >>> pre = RGBXYZPreProcessor(image_size=64)
+    >>> batch = DepthBatch(image=torch.rand(2, 3, 100, 80), depth_map=torch.rand(2, 3, 100, 80) + 0.1)
+    >>> pre.prepare(batch)
+    >>> batch.image.shape, batch.depth_map.shape
+    (torch.Size([2, 3, 64, 64]), torch.Size([2, 3, 64, 64]))
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from anomalib.pre_processing import PreProcessor
-from torch.nn import functional
-from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
+from anomalib.pre_processing.utils.transform import get_exportable_transform
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import Compose, Normalize
+
+from anomalib_cmdr.data.transforms import SquarePadResize, as_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def align_xyz(xyz: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize organized clouds ``(B, 3, H, W)`` to ``size`` by nearest neighbour (holes stay holes).
+class RGBXYZPreProcessor(PreProcessor):
+    """Resize RGB, point cloud and mask to ``image_size`` with one rule; ImageNet-normalise the RGB.
 
     Args:
-        xyz: Organized clouds.
-        size: Target ``(H, W)``.
-
-    Returns:
-        The resized clouds (the input itself when already at ``size``).
+        image_size (int | Sequence[int]): Model input ``(height, width)``, an int for a square.
+            Defaults to ``224``.
+        square_pad (bool): Centre each input in a square before resizing (RGB edge-replicated, point cloud
+            and mask zero-padded), as the paper does for MVTec 3D-AD. Defaults to ``True``.
+        mean (Sequence[float]): RGB normalisation mean. Defaults to ImageNet's.
+        std (Sequence[float]): RGB normalisation standard deviation. Defaults to ImageNet's.
     """
-    if tuple(xyz.shape[-2:]) == tuple(size):
-        return xyz
-    return functional.interpolate(xyz, size=tuple(size), mode="nearest")
 
+    def __init__(
+        self,
+        image_size: int | Sequence[int] = 224,
+        square_pad: bool = True,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        self.configure(image_size, square_pad, mean, std)
 
-def _align_batch(batch: Any) -> None:
-    """Align a batch's ``depth_map`` to its ``image`` size in place (nothing without both)."""
-    depth = getattr(batch, "depth_map", None)
-    image = getattr(batch, "image", None)
-    if depth is None or image is None:
-        return
-    if depth.ndim == 3:  # a single organized cloud
-        depth = depth.unsqueeze(0)
-    batch.depth_map = align_xyz(depth.float(), tuple(image.shape[-2:]))
-
-
-class RGBXYZPreProcessor(PreProcessor):
-    """Resize + ImageNet-normalise RGB (bicubic, antialiased), nearest-resize xyz to the same size."""
-
-    @classmethod
-    def default(cls, image_size: tuple[int, int] = (224, 224)) -> RGBXYZPreProcessor:
-        """The paper's pre-processing at ``image_size``.
+    def configure(
+        self,
+        image_size: int | Sequence[int],
+        square_pad: bool = True,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        """Set the input size and normalisation (the constructor's arguments; used when a checkpoint loads).
 
         Args:
-            image_size: Model input ``(H, W)``.
-
-        Returns:
-            The pre-processor.
+            image_size (int | Sequence[int]): Model input ``(height, width)``, an int for a square.
+            square_pad (bool): Centre each input in a square before resizing. Defaults to ``True``.
+            mean (Sequence[float]): RGB normalisation mean. Defaults to ImageNet's.
+            std (Sequence[float]): RGB normalisation standard deviation. Defaults to ImageNet's.
         """
-        transform = Compose(
-            [
-                Resize(list(image_size), interpolation=InterpolationMode.BICUBIC, antialias=True),
-                Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
-            ]
-        )
-        return cls(transform=transform)
+        self.image_size = as_size(image_size)
+        self.square_pad = bool(square_pad)
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self.resize = SquarePadResize(self.image_size, self.square_pad)
+        self.transform = Compose([self.resize, Normalize(mean=list(self.mean), std=list(self.std))])
+        self.export_transform = get_exportable_transform(self.transform)
 
     def prepare(self, batch: Any) -> None:
-        """Pre-process a batch in place: transform the RGB and mask, align the xyz (what every hook does).
+        """Pre-process a batch in place (what every batch hook does; also usable outside Lightning).
 
         Args:
-            batch: A ``DepthBatch`` (or any object with ``image``, ``gt_mask`` and ``depth_map``).
+            batch (Any): A ``DepthBatch`` (or any object with ``image``, ``gt_mask`` and ``depth_map``); a
+                missing ``image`` or ``depth_map`` is left alone.
         """
-        if self.transform:
-            batch.image, batch.gt_mask = self.transform(batch.image, batch.gt_mask)
-        _align_batch(batch)
+        image = getattr(batch, "image", None)
+        if image is not None:
+            batch.image, batch.gt_mask = self.transform(tv_tensors.Image(image), batch.gt_mask)
+        depth = getattr(batch, "depth_map", None)
+        if depth is not None:
+            depth = depth.unsqueeze(0) if depth.ndim == 3 else depth  # a single organized cloud
+            resized = self.resize(tv_tensors.Mask(depth.float()))
+            batch.depth_map = resized.as_subclass(torch.Tensor)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        """Transform the RGB and mask, align the xyz."""
+        """Pre-process the training batch."""
         self.prepare(batch)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        """Transform the RGB and mask, align the xyz."""
+        """Pre-process the validation batch."""
         self.prepare(batch)
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        """Transform the RGB and mask, align the xyz."""
+        """Pre-process the test batch."""
         self.prepare(batch)
 
     def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        """Transform the RGB and mask, align the xyz."""
+        """Pre-process the prediction batch."""
         self.prepare(batch)
 
+    def checkpoint_config(self) -> dict[str, Any]:
+        """Plain-data configuration saved in checkpoints (``weights_only``-safe).
 
-def prepare_batch(pre_processor: PreProcessor | None, batch: Any) -> None:
-    """Apply a model's pre-processing to a batch in place, outside Lightning's batch hooks.
+        Returns:
+            dict[str, Any]: ``image_size``, ``square_pad``, ``mean`` and ``std``.
+        """
+        return {"image_size": list(self.image_size), "square_pad": self.square_pad, "mean": self.mean, "std": self.std}
 
-    Args:
-        pre_processor: The model's pre-processor (an :class:`RGBXYZPreProcessor`, anomalib's
-            ``PreProcessor`` or ``None``); the xyz is aligned to the image size in every case.
-        batch: A ``DepthBatch``.
-    """
-    if isinstance(pre_processor, RGBXYZPreProcessor):
-        pre_processor.prepare(batch)
-        return
-    if isinstance(pre_processor, PreProcessor) and pre_processor.transform:
-        batch.image, batch.gt_mask = pre_processor.transform(batch.image, batch.gt_mask)
-    _align_batch(batch)
+    def load_checkpoint_config(self, config: dict[str, Any]) -> None:
+        """Restore the configuration saved by :meth:`checkpoint_config`.
+
+        Args:
+            config (dict[str, Any]): The saved configuration (anomalib's own ``{"transform": ...}`` form, from
+                another pre-processor, is ignored: the constructor's settings stay).
+        """
+        if "image_size" in config:
+            self.configure(config["image_size"], config["square_pad"], config["mean"], config["std"])

@@ -11,8 +11,15 @@ import tifffile
 from PIL import Image
 from scipy import ndimage
 
-from anomalib_cmdr.data.synthetic import CATEGORIES, DEFECT_TYPES, render_preview, synthesize
-from anomalib_cmdr.data.synthetic.generator import render_part_mask, render_sample, sample_seed
+from anomalib_cmdr.data.synthetic import (
+    CATEGORIES,
+    DEFECT_TYPES,
+    render_part_mask,
+    render_preview,
+    render_sample,
+    sample_seed,
+    synthesize,
+)
 
 SIZE = 64
 COUNTS = {"num_train": 2, "num_val": 1, "num_test_good": 1, "num_test_defect": 1}

@@ -1,7 +1,5 @@
 """calibration='zscore': per-position statistics of the discrepancy maps on normal samples."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -11,7 +9,7 @@ from anomalib_cmdr import CMDR, CMDRModel
 from anomalib_cmdr.data import Synthetic3D
 from anomalib_cmdr.models.cmdr.anomaly_map import CMDRAnomalyMap
 from anomalib_cmdr.models.cmdr.calibration import CalibrationMissingError, DiscrepancyCalibration
-from tests.helpers import TINY, make_clouds
+from tests.helpers import REPO_ROOT, TINY, make_clouds
 
 
 def _random_maps(seed: int, batch: int = 6, size: int = 8) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -24,9 +22,8 @@ def _random_maps(seed: int, batch: int = 6, size: int = 8) -> tuple[dict[str, to
 def test_statistics_equal_numpy_over_valid_positions_only():
     maps, valid = _random_maps(0)
     calibration = DiscrepancyCalibration(("d2r", "d3r"), (8, 8))
-    calibration.update({k: v[:4] for k, v in maps.items()}, valid[:4])  # two batches
-    calibration.update({k: v[4:] for k, v in maps.items()}, valid[4:])
-    calibration.finalize()
+    batches = [({k: v[:4] for k, v in maps.items()}, valid[:4]), ({k: v[4:] for k, v in maps.items()}, valid[4:])]
+    assert calibration.fit(batches) == 6
     assert calibration.num_samples == 6
     for index, name in enumerate(("d2r", "d3r")):
         values = np.ma.masked_array(maps[name].numpy(), mask=~valid.numpy())
@@ -38,8 +35,7 @@ def test_statistics_equal_numpy_over_valid_positions_only():
 def test_forward_is_the_positive_deviation_in_standard_deviations():
     maps, valid = _random_maps(1)
     calibration = DiscrepancyCalibration(("d2r", "d3r"), (8, 8), eps=1e-3)
-    calibration.update(maps, valid)
-    calibration.finalize()
+    calibration.fit([(maps, valid)])
     test, _ = _random_maps(2, batch=2)
     test["d2m"] = torch.ones(2, 8, 8)  # a key the calibration does not know passes through
     out = calibration(test)
@@ -51,13 +47,15 @@ def test_forward_is_the_positive_deviation_in_standard_deviations():
 def test_sums_reduced_across_processes_give_the_single_process_statistics():
     maps, valid = _random_maps(3)
     whole = DiscrepancyCalibration(("d2r", "d3r"), (8, 8))
-    whole.update(maps, valid)
-    whole.finalize()
+    whole.fit([(maps, valid)])
     shards = [DiscrepancyCalibration(("d2r", "d3r"), (8, 8)) for _ in range(2)]
-    shards[0].update({k: v[:2] for k, v in maps.items()}, valid[:2])
-    shards[1].update({k: v[2:] for k, v in maps.items()}, valid[2:])
-    (s0, n0), (s1, n1) = shards[0].accumulated(), shards[1].accumulated()
-    shards[0].finalize(s0 + s1, n0 + n1)
+    other_sums = shards[1].new_sums()
+    shards[1].accumulate(other_sums, {k: v[2:] for k, v in maps.items()}, valid[2:])
+
+    def reduce(tensor: torch.Tensor) -> torch.Tensor:  # what a sum all-reduce over the two processes returns
+        return tensor + (other_sums if tensor.ndim else torch.tensor(4))
+
+    assert shards[0].fit([({k: v[:2] for k, v in maps.items()}, valid[:2])], reduce=reduce) == 6
     assert shards[0].num_samples == 6
     torch.testing.assert_close(shards[0].mean, whole.mean)
     torch.testing.assert_close(shards[0].std, whole.std)
@@ -67,9 +65,26 @@ def test_uncalibrated_use_and_empty_statistics_raise_clear_errors():
     calibration = DiscrepancyCalibration(("d2r",), (4, 4))
     with pytest.raises(CalibrationMissingError, match=r"calibrate\(dataloader\)"):
         calibration({"d2r": torch.rand(1, 4, 4)})
-    calibration.update({"d2r": torch.rand(2, 4, 4)}, torch.zeros(2, 4, 4, dtype=torch.bool))
     with pytest.raises(CalibrationMissingError, match="valid pixels"):
-        calibration.finalize()
+        calibration.fit([({"d2r": torch.rand(2, 4, 4)}, torch.zeros(2, 4, 4, dtype=torch.bool))])
+
+
+def test_a_failed_pass_keeps_the_previous_statistics():
+    maps, valid = _random_maps(4)
+    calibration = DiscrepancyCalibration(("d2r", "d3r"), (8, 8))
+    calibration.fit([(maps, valid)])
+    before = {name: buffer.clone() for name, buffer in calibration.state_dict().items()}
+
+    def interrupted():
+        yield _random_maps(5)
+        raise OSError("disk read failed")
+
+    with pytest.raises(OSError, match="disk read failed"):
+        calibration.fit(interrupted())
+    with pytest.raises(CalibrationMissingError):
+        calibration.fit([({"d2r": maps["d2r"], "d3r": maps["d3r"]}, torch.zeros_like(valid))])
+    for name, buffer in calibration.state_dict().items():
+        assert torch.equal(buffer, before[name]), name
 
 
 def test_a_structure_that_is_always_hard_no_longer_hides_a_small_defect():
@@ -86,8 +101,7 @@ def test_a_structure_that_is_always_hard_no_longer_hides_a_small_defect():
     valid = torch.ones(8, 32, 32, dtype=torch.bool)
     fusion = CMDRAnomalyMap("rgb")
     calibration = DiscrepancyCalibration(("d2r",), (32, 32))
-    calibration.update({"d2r": maps(16, defect=False)}, torch.ones(16, 32, 32, dtype=torch.bool))
-    calibration.finalize()
+    calibration.fit([({"d2r": maps(16, defect=False)}, torch.ones(16, 32, 32, dtype=torch.bool))])
     normal, defective = maps(8, defect=False), maps(8, defect=True)
 
     def separation(transform) -> float:
@@ -182,5 +196,5 @@ def test_predict_without_statistics_or_training_data_explains_what_to_do(tmp_pat
 
 
 def test_offline_configuration_uses_the_calibration():
-    text = (Path(__file__).parents[1] / "configs" / "model" / "cmdr_offline.yaml").read_text()
+    text = (REPO_ROOT / "configs" / "model" / "cmdr_offline.yaml").read_text()
     assert "calibration: zscore" in text

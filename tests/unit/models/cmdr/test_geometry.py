@@ -2,13 +2,13 @@ import torch
 
 from anomalib_cmdr.models.cmdr.geometry import (
     farthest_point_sample,
+    gather_valid_points,
     group_points,
     interpolation_weights,
     knn_index,
     pool_point_features,
     scatter_to_grid,
     valid_point_mask,
-    valid_points,
 )
 
 
@@ -18,7 +18,7 @@ def test_valid_points_need_all_three_coordinates():
     xyz[0, :, 1, 1] = 0
     mask = valid_point_mask(xyz)
     assert mask.sum() == 14 and not mask[0, 0, 0] and not mask[0, 1, 1]
-    cloud = valid_points(xyz)[0]
+    cloud = gather_valid_points(xyz)[0]
     assert cloud.points.shape == (14, 3)
     assert 0 not in cloud.index.tolist() and 5 not in cloud.index.tolist()
 
@@ -72,7 +72,7 @@ def test_group_points_shapes_and_empty_cloud():
 def test_scatter_and_pool_keep_holes_zero():
     xyz = torch.rand(2, 3, 16, 16) + 0.1
     xyz[:, :, :8] = 0  # upper half has no points
-    clouds = valid_points(xyz)
+    clouds = gather_valid_points(xyz)
     features = [torch.ones(c.points.shape[0], 5) for c in clouds]
     grid = scatter_to_grid(features, clouds, 16, 16)
     assert grid.shape == (2, 5, 16, 16)

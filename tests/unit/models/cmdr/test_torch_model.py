@@ -5,6 +5,7 @@ import torch
 
 from anomalib_cmdr import CMDR, CMDRModel, load_official_heads
 from anomalib_cmdr.models.cmdr.backbones.weights import WeightsUnavailableError
+from anomalib_cmdr.models.cmdr.heads import HEADS
 from anomalib_cmdr.models.cmdr.official import official_head_path
 from tests.helpers import make_clouds
 
@@ -65,14 +66,14 @@ def test_short_training_lowers_each_loss(model, clouds):
         sum(losses.values()).backward()
         optimizer.step()
     last = {k: float(v) for k, v in model(rgb, xyz).items()}
-    assert set(first) == {"loss_m3d2d", "loss_m2d3d", "loss_d2d", "loss_d3d"}
+    assert set(first) == {"loss_d2m", "loss_d3m", "loss_d2r", "loss_d3r"}
     for name in first:
         assert last[name] < 0.9 * first[name], (name, first[name], last[name])
 
 
 def test_each_loss_updates_only_its_head(model, clouds):
     losses = model.train()(*clouds)
-    losses["loss_d2d"].backward()
+    losses["loss_d2r"].backward()
     assert all(p.grad is not None for p in model.Dec2D.parameters())
     for name in ("map2Dto3D", "map3Dto2D", "Dec3D"):
         assert all(p.grad is None for p in getattr(model, name).parameters()), name
@@ -83,14 +84,14 @@ def test_single_modality_needs_only_its_input(tiny_kwargs, clouds, modality):
     rgb, xyz = clouds
     model = CMDRModel(**tiny_kwargs, grid_size=32, modality=modality)
     inputs = (rgb, None) if modality == "rgb" else (None, xyz)
-    assert set(model.train()(*inputs)) == {"loss_d2d" if modality == "rgb" else "loss_d3d"}
+    assert set(model.train()(*inputs)) == {"loss_d2r" if modality == "rgb" else "loss_d3r"}
     out = model.eval()(*inputs)
     assert out.anomaly_map.shape == (2, 1, 32, 32)
     assert (model.rgb_backbone is None) == (modality == "xyz")
 
 
 def test_fpfh_backbone_runs_unchanged(tiny_kwargs, clouds):
-    model = CMDRModel(**tiny_kwargs, grid_size=32, xyz_backbone="fpfh")
+    model = CMDRModel(**{**tiny_kwargs, "xyz_backbone": "fpfh", "xyz_model_kwargs": None}, grid_size=32)
     assert model.xyz_backbone.out_dim == 33 and model.map2Dto3D.output.out_features == 33
     out = model.eval()(*clouds)
     assert torch.isfinite(out.anomaly_map).all()
@@ -152,10 +153,10 @@ def test_local_weight_files(tmp_path, tiny_kwargs):
 
 
 def test_load_official_heads(tmp_path, model, tiny_kwargs):
-    for name, head in model.heads().items():
-        path = official_head_path(tmp_path, "bagel", name)
+    for head in HEADS:
+        path = official_head_path(tmp_path, "bagel", head.attribute)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(head.state_dict(), path)
+        torch.save(getattr(model, head.attribute).state_dict(), path)
     torch.manual_seed(1)
     fresh = CMDR(**tiny_kwargs, image_size=32)
     assert not torch.equal(fresh.model.Dec3D.decoder[0].weight, model.Dec3D.decoder[0].weight)
@@ -177,7 +178,8 @@ def test_pointmae_batchnorm_modes(tiny_kwargs, clouds):
     torch.manual_seed(0)
     sample = CMDRModel(**tiny_kwargs, grid_size=32, modality="xyz").eval()
     torch.manual_seed(0)
-    running = CMDRModel(**tiny_kwargs, grid_size=32, modality="xyz", pointmae_batchnorm="running").eval()
+    running_kwargs = {**tiny_kwargs, "xyz_model_kwargs": {**tiny_kwargs["xyz_model_kwargs"], "batchnorm": "running"}}
+    running = CMDRModel(**running_kwargs, grid_size=32, modality="xyz").eval()
     before = {k: v.clone() for k, v in sample.xyz_backbone.state_dict().items()}
     a, b = sample.xyz_features(xyz), running.xyz_features(xyz)
     assert not torch.allclose(a, b)
@@ -199,5 +201,5 @@ def test_pointmae_download_failure_is_clear_and_leaves_no_partial_file(tmp_path,
 
     monkeypatch.setattr("urllib.request.urlretrieve", offline)
     with pytest.raises(WeightsUnavailableError, match="xyz_weights"):
-        CMDRModel(**{**tiny_kwargs, "pretrained": True}, grid_size=32, modality="xyz")
+        CMDRModel(**{**tiny_kwargs, "xyz_backbone": "pointmae", "pretrained": True}, grid_size=32, modality="xyz")
     assert not list(tmp_path.rglob("*.pth")) and not list(tmp_path.rglob("*.part"))

@@ -37,6 +37,9 @@ from .weights import check_weight_file, unavailable
 
 logger = logging.getLogger(__name__)
 
+POINTMAE_RELEASE = f"Point-MAE release checkpoint ({POINTMAE_DOWNLOAD_INFO.url}), cached in anomalib's weight folder"
+"""Where the ``pointmae`` variant's pretrained weights come from."""
+
 
 def download_pointmae_weights() -> Path:
     """Path of the Point-MAE release checkpoint, downloaded into anomalib's weight cache if needed.
@@ -154,11 +157,11 @@ class PointMAEExtractor(nn.Module):
     ) -> None:
         super().__init__()
         if batchnorm not in {"sample", "running"}:
-            msg = f"pointmae_batchnorm={batchnorm!r}: choose 'sample' or 'running'."
+            msg = f"batchnorm={batchnorm!r} (xyz_model_kwargs): choose 'sample' or 'running'."
             raise ValueError(msg)
         self.batchnorm = batchnorm
         if any(not 0 <= i < depth for i in layers):
-            msg = f"xyz_layers={list(layers)} must lie in [0, {depth})."
+            msg = f"layers={list(layers)} (xyz_model_kwargs) must lie in [0, depth={depth})."
             raise ValueError(msg)
         self.num_group = num_group
         self.group_size = group_size
