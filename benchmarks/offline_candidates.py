@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Measure offline (no-download) CMDR configurations on Synthetic3D.
 
 Every backbone here has random weights or none (FPFH), so this runs on an air-gapped machine.

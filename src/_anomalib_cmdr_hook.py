@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Start-up hook that lets the stock ``anomalib`` command find ``--model CMDR``.
 
 anomalib 2.7 has no plug-in registry: its CLI resolves ``--model NAME`` among the *imported*

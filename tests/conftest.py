@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Shared fixtures: tiny CMDR configurations with random weights (no download, CPU-fast)."""
 
 from __future__ import annotations

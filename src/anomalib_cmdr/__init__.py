@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """anomalib-cmdr: CMDR-IAD for RGB + 3D industrial anomaly detection, as an anomalib plug-in.
 
 Importing the package registers ``CMDR`` and the RGB + xyz data modules with anomalib's CLI
@@ -9,8 +12,13 @@ Example:
     >>> from anomalib_cmdr.data import Synthetic3D
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .models import CMDR, CMDRModel, load_official_heads
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("anomalib-cmdr")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = ["CMDR", "CMDRModel", "__version__", "load_official_heads"]

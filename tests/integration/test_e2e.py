@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """End to end through anomalib: Engine fit/test/predict, checkpoints, the stock CLI, visualizations."""
 
 import os
@@ -133,3 +136,27 @@ def test_offline_configuration_end_to_end_from_the_stock_cli(tmp_path):
     # calibration: zscore: the statistics of the 6 normal training parts travel in the checkpoint
     state = torch.load(next((tmp_path / "results").rglob("*.ckpt")), map_location="cpu", weights_only=True)
     assert int(state["state_dict"]["model.calibration.count"]) == SMALL_DATA["num_train"]
+
+
+@pytest.mark.slow
+def test_samples_of_different_native_sizes_train_and_test_through_the_engine(tmp_path):
+    """The model's resize reaches every item before collation: no size setting on the data side."""
+    from anomalib_cmdr.data import RGBXYZFolder
+    from tests.unit.data.helpers import write_sample
+
+    root = tmp_path / "parts"
+    sizes = [(40, 40), (30, 50), (48, 36)]
+    for index, size in enumerate(sizes * 2):
+        write_sample(root / "train" / "good", f"{index:03d}", size, seed=index)
+    for index, size in enumerate(sizes):
+        write_sample(root / "test" / "good", f"{index:03d}", size, seed=10 + index, mask=False)
+        write_sample(root / "test" / "dent", f"{index:03d}", size, seed=20 + index, mask=True)
+    datamodule = RGBXYZFolder(root, train_batch_size=3, eval_batch_size=3, num_workers=0)
+    torch.manual_seed(0)
+    model = CMDR(**TINY, image_size=32, grid_size=16)
+    engine = Engine(max_epochs=1, default_root_dir=tmp_path, num_sanity_val_steps=0, logger=False, accelerator="cpu")
+    engine.fit(model, datamodule=datamodule)
+    metrics = engine.test(model, datamodule=datamodule)[0]
+    assert 0.0 <= metrics["pixel_AUROC"] <= 1.0
+    batch = engine.predict(model, datamodule=datamodule)[0]
+    assert batch.anomaly_map.shape[-2:] == (32, 32) and batch.depth_map.shape[-2:] == (32, 32)

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """``anomalib-cmdr``: anomalib's CLI with the plug-in loaded, plus the plug-in's own subcommands.
 
 Every anomalib subcommand works unchanged (``anomalib-cmdr train --model CMDR ...``); the plug-in

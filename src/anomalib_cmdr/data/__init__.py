@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Data: validated readers, the RGB + xyz dataset, MVTec 3D-AD preprocessing and datamodules.
 
 Example:

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """MVTec 3D-AD background removal (the paper's offline preprocessing), with an on-disk cache.
 
 The method (as in the official code, inherited from CFM and BTF) cleans every organized point cloud once:

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """RGB + organized point cloud dataset over MVTec 3D-AD-like folder trees.
 
 A category folder is laid out as in MVTec 3D-AD::

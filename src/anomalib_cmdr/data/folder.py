@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Datamodule for a user's own RGB + organized point cloud tree in the MVTec 3D-AD layout.
 
 The tree is ``<root>/<category>/...`` (or, with ``category=None``, ``<root>`` is itself the category

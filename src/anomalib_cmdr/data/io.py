@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Validated readers for the files of an RGB + organized point cloud sample.
 
 A sample of an MVTec 3D-AD-like tree is an RGB image (PNG), an organized point cloud (a TIFF holding an

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """MVTec 3D-AD datamodule for RGB + organized point cloud models.
 
 Differences from anomalib's own ``MVTec3D`` datamodule (whose download it reuses):

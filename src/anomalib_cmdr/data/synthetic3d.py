@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Datamodule over the plug-in's synthetic RGB + 3D dataset, generated on first use.
 
 The data are written by :func:`anomalib_cmdr.data.synthetic.synthesize` in the MVTec 3D-AD layout, the way

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Embedded, deterministic synthetic RGB + 3D anomaly dataset with MVTec 3D-AD's layout.
 
 Every sample is one machined part lying on a slightly tilted table, seen from above by a pinhole camera,

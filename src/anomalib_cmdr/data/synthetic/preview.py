@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """A picture of a few test samples of an MVTec 3D-AD-style dataset: RGB | depth | ground truth.
 
 Example:

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """CMDR-IAD: cross-modal mapping + dual-branch reconstruction for RGB + 3D anomaly detection.
 
 Example:

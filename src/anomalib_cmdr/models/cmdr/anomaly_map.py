@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """CMDR's inference fusion: from four discrepancy maps to one anomaly map and an image score.
 
 With ``d(a, b) = || a/||a|| - b/||b|| ||`` per pixel: ``d2m`` (M3D->2D vs 2D), ``d3m`` (M2D->3D vs 3D),

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Per-position calibration of CMDR's discrepancy maps against normal data (an option; off in the paper).
 
 With frozen backbones whose features are not trained for the task (random-weight CNNs, hand-crafted

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Data-dependent point-cloud geometry of CMDR's 3D branch.
 
 Everything here depends on the *values* of the point cloud (which pixels hold points, which points

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """CMDR's four trained heads: two cross-modal mapping MLPs and two feature reconstructors.
 
 Attribute names follow the authors' modules, so that their released head checkpoints load

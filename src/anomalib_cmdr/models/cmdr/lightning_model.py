@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """CMDR: Cross-Modal Mapping and Dual-Branch Reconstruction for 2D-3D anomaly detection.
 
 Paper: R. Daci et al., "Cross-Modal Mapping and Dual-Branch Reconstruction for 2D-3D Multimodal

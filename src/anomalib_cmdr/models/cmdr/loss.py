@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """CMDR's training loss: masked cosine distance between predicted and target features.
 
 Example:

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Import of the heads released by the CMDR-IAD authors.
 
 Their training script saves four plain state dicts per category::

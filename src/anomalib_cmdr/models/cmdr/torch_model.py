@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """PyTorch model of CMDR-IAD: frozen 2D/3D feature extractors, four trained heads, the fusion.
 
 Example:

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """The embedded synthetic RGB + 3D dataset: layout, file formats, determinism, modality claims, safety."""
 
 from __future__ import annotations

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """The fusion against an independent NumPy transcription of the method's equations."""
 
 import numpy as np

@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """calibration='zscore': per-position statistics of the discrepancy maps on normal samples."""
 
 import numpy as np

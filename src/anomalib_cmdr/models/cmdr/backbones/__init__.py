@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Frozen feature extractors of CMDR: a timm 2D backbone, and Point-MAE or FPFH for 3D.
 
 Example:

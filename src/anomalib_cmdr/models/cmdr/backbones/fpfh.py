@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Weight-free FPFH 3D feature extractor.
 
 Hand-crafted Fast Point Feature Histograms (FPFH, Rusu et al., 2009) as a frozen 3D backbone, following

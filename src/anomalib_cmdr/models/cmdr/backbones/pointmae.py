@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Frozen 3D feature extractor: the Point-MAE encoder (Pang et al., ECCV 2022).
 
 The paper's 3D features: farthest-point-sampled centres (1024) with their kNN groups (128 points,
@@ -177,7 +180,11 @@ class PointMAEExtractor(nn.Module):
         if weight_file is None and pretrained:
             weight_file = download_pointmae_weights()
         if weight_file is not None:
-            missing, _ = self.load_state_dict(load_pointmae_state_dict(weight_file), strict=False)
+            try:
+                missing, _ = self.load_state_dict(load_pointmae_state_dict(weight_file), strict=False)
+            except RuntimeError as error:  # tensors of another shape: a checkpoint of another width or depth
+                msg = f"xyz_weights={str(weight_file)!r} does not fit this encoder (xyz_model_kwargs): {error}"
+                raise ValueError(msg) from error
             if missing:
                 msg = f"xyz_weights={str(weight_file)!r} does not fit this encoder: missing {missing[:5]}..."
                 raise ValueError(msg)

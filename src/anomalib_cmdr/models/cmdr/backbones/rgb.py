@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Frozen 2D feature extractor: any timm ViT or CNN.
 
 The paper uses DINO ViT-B/8 (``vit_base_patch8_224.dino``): its patch tokens after the final norm,

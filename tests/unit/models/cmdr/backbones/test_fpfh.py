@@ -1,3 +1,6 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
 """Tests of the weight-free FPFH 3D feature extractor."""
 
 from __future__ import annotations

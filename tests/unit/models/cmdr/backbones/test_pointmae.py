@@ -132,3 +132,12 @@ def test_checkpoint_of_another_size_is_rejected(tmp_path: Path) -> None:
     torch.save({"base_model": state}, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match=r"xyz_weights=.*partial\.pth.*does not fit.*norm\.weight"):
         _extractor(weights=tmp_path / "partial.pth")
+
+
+def test_checkpoint_of_another_width_names_the_argument(tmp_path: Path) -> None:
+    wide = PointMAEExtractor(
+        num_group=8, group_size=16, embed_dim=64, depth=4, num_heads=2, layers=(1, 3), pretrained=False
+    )
+    torch.save({"base_model": wide.state_dict()}, tmp_path / "wide.pth")
+    with pytest.raises(ValueError, match=r"xyz_weights=.*wide\.pth.*does not fit this encoder \(xyz_model_kwargs\)"):
+        _extractor(weights=tmp_path / "wide.pth")

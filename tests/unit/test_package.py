@@ -1,0 +1,20 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
+"""The package reports the version that pyproject.toml defines (the one place it is written)."""
+
+import tomllib
+
+import anomalib_cmdr
+from tests.helpers import REPO_ROOT
+
+
+def test_version_comes_from_pyproject() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert anomalib_cmdr.__version__ == project["version"]
+
+
+def test_every_python_file_has_the_licence_header() -> None:
+    files = [*REPO_ROOT.joinpath("src").rglob("*.py"), *REPO_ROOT.joinpath("tests").rglob("*.py")]
+    missing = [str(path) for path in files if "SPDX-License-Identifier: Apache-2.0" not in path.read_text()[:200]]
+    assert not missing
