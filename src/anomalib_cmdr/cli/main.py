@@ -35,10 +35,10 @@ def synth(argv: Sequence[str]) -> int:
     """Run ``anomalib-cmdr synth``.
 
     Args:
-        argv: Arguments after ``synth``.
+        argv (Sequence[str]): Arguments after ``synth``.
 
     Returns:
-        Exit status.
+        int: Exit status.
     """
     from anomalib_cmdr.data.synthetic import CATEGORIES, DEFECT_TYPES, synthesize
 
@@ -93,10 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``anomalib-cmdr``.
 
     Args:
-        argv: Arguments (default: ``sys.argv[1:]``).
+        argv (Sequence[str] | None): Arguments; ``None``: ``sys.argv[1:]``. Defaults to ``None``.
 
     Returns:
-        Exit status.
+        int: Exit status.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in PLUGIN_COMMANDS:

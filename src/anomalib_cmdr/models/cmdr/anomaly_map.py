@@ -46,11 +46,11 @@ def feature_distance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Te
     """Euclidean distance between L2-normalised features, per token.
 
     Args:
-        prediction: ``(..., C)``.
-        target: ``(..., C)``.
+        prediction (torch.Tensor): ``(..., C)``.
+        target (torch.Tensor): ``(..., C)``.
 
     Returns:
-        ``(...)`` distances in ``[0, 2]``.
+        torch.Tensor: ``(...)`` distances in ``[0, 2]``.
     """
     return (functional.normalize(prediction, dim=-1) - functional.normalize(target, dim=-1)).pow(2).sum(-1).sqrt()
 
@@ -59,12 +59,12 @@ def box_smooth(maps: torch.Tensor, size: int, passes: int) -> torch.Tensor:
     """Repeated ``size x size`` box filter with zero padding (the border sees the zeros).
 
     Args:
-        maps: ``(B, 1, H, W)``.
-        size: Odd box size.
-        passes: Number of passes.
+        maps (torch.Tensor): ``(B, 1, H, W)``.
+        size (int): Odd box size.
+        passes (int): Number of passes.
 
     Returns:
-        The smoothed maps, same shape.
+        torch.Tensor: The smoothed maps, same shape.
     """
     for _ in range(passes):
         maps = functional.avg_pool2d(maps, size, stride=1, padding=size // 2, count_include_pad=True)
@@ -83,11 +83,11 @@ def reliability_gated_mapping_anomaly(d2m: torch.Tensor, d3m: torch.Tensor) -> t
     """``A_map = sigmoid(W J) * J`` with ``J = d2m * d3m`` and the local-variability gain ``W``.
 
     Args:
-        d2m: ``(B, 1, H, W)`` 3D->2D mapping discrepancy.
-        d3m: ``(B, 1, H, W)`` 2D->3D mapping discrepancy.
+        d2m (torch.Tensor): ``(B, 1, H, W)`` 3D->2D mapping discrepancy.
+        d3m (torch.Tensor): ``(B, 1, H, W)`` 2D->3D mapping discrepancy.
 
     Returns:
-        ``(B, 1, H, W)``.
+        torch.Tensor: ``(B, 1, H, W)``.
     """
     joint = d2m * d3m
     spread = functional.avg_pool2d((joint - _per_image_mean(joint)) ** 2, 7, stride=1, padding=3).sqrt()
@@ -99,12 +99,12 @@ def confidence_weighted_reconstruction_anomaly(d2r: torch.Tensor, d3r: torch.Ten
     """``A_rec = (w2 d2r + w3 d3r) / (w2 + w3 + 1e-8)`` with ``w = exp(-beta d)``.
 
     Args:
-        d2r: ``(B, 1, H, W)`` 2D reconstruction discrepancy (pre-smoothed).
-        d3r: ``(B, 1, H, W)`` 3D reconstruction discrepancy.
-        beta: Confidence decay (0.3).
+        d2r (torch.Tensor): ``(B, 1, H, W)`` 2D reconstruction discrepancy (pre-smoothed).
+        d3r (torch.Tensor): ``(B, 1, H, W)`` 3D reconstruction discrepancy.
+        beta (float): Confidence decay. Defaults to ``0.3``.
 
     Returns:
-        ``(B, 1, H, W)``.
+        torch.Tensor: ``(B, 1, H, W)``.
     """
     w2, w3 = torch.exp(-beta * d2r), torch.exp(-beta * d3r)
     return (w2 * d2r + w3 * d3r) / (w2 + w3 + 1e-8)
@@ -114,9 +114,11 @@ class CMDRAnomalyMap(nn.Module):
     """Fuses the discrepancy maps into CMDR's anomaly map and image score.
 
     Args:
-        modality: ``"rgb+xyz"`` (the fusion above), ``"rgb"`` (``d2r`` alone) or ``"xyz"`` (``d3r`` alone).
-        map_normalization: ``"aupro"``: ``Psi / mean(non-zero Psi)`` (default); ``"pauroc"``:
+        modality (Modality): ``"rgb+xyz"`` (the fusion above), ``"rgb"`` (``d2r`` alone) or ``"xyz"``
+            (``d3r`` alone). Defaults to ``"rgb+xyz"``.
+        map_normalization (MapNormalization): ``"aupro"``: ``Psi / mean(non-zero Psi)``; ``"pauroc"``:
             ``Psi / sqrt(mean Psi)``. Both are per image; an all-zero ``Psi`` gives a zero map and score.
+            Defaults to ``"aupro"``.
     """
 
     def __init__(self, modality: Modality = "rgb+xyz", map_normalization: MapNormalization = "aupro") -> None:
@@ -128,12 +130,12 @@ class CMDRAnomalyMap(nn.Module):
         """Unnormalised smoothed anomaly map ``Psi``.
 
         Args:
-            distances: ``(B, H, W)`` maps; ``d2m``, ``d3m``, ``d2r``, ``d3r`` for ``rgb+xyz``, else the
-                reconstruction map of the modality.
-            valid: ``(B, H, W)`` valid-pixel mask.
+            distances (dict[str, torch.Tensor]): ``(B, H, W)`` maps; ``d2m``, ``d3m``, ``d2r``, ``d3r`` for
+                ``rgb+xyz``, else the reconstruction map of the modality.
+            valid (torch.Tensor): ``(B, H, W)`` valid-pixel mask.
 
         Returns:
-            ``(B, 1, H, W)`` ``Psi``.
+            torch.Tensor: ``(B, 1, H, W)`` ``Psi``.
         """
         mask = valid.unsqueeze(1).to(next(iter(distances.values())).dtype)
         d = {key: value.unsqueeze(1) * mask for key, value in distances.items()}
@@ -149,10 +151,10 @@ class CMDRAnomalyMap(nn.Module):
         """Per-image normalised map and image score.
 
         Args:
-            psi: ``(B, 1, H, W)`` from :meth:`fuse`.
+            psi (torch.Tensor): ``(B, 1, H, W)`` from :meth:`fuse`.
 
         Returns:
-            ``(anomaly_map (B, 1, H, W), pred_score (B,))``.
+            tuple[torch.Tensor, torch.Tensor]: ``(anomaly_map (B, 1, H, W), pred_score (B,))``.
         """
         nonzero_mean = _per_image_mean(psi, psi != 0)
         safe = torch.where(nonzero_mean > 0, nonzero_mean, torch.ones_like(nonzero_mean))

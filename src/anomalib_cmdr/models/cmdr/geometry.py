@@ -39,8 +39,8 @@ class ValidPoints:
     """The valid points of one organized cloud.
 
     Attributes:
-        index: ``(N,)`` flat (row-major) pixel indices of the valid points.
-        points: ``(N, 3)`` their coordinates.
+        index (torch.Tensor): ``(N,)`` flat (row-major) pixel indices of the valid points.
+        points (torch.Tensor): ``(N, 3)`` their coordinates.
     """
 
     index: torch.Tensor
@@ -52,10 +52,10 @@ class PointGroups:
     """FPS + kNN grouping of one cloud and the interpolation back to its points (Point-MAE style).
 
     Attributes:
-        centre_index: ``(G,)`` indices (into the points) of the farthest-point-sampled centres.
-        group_index: ``(G, K)`` indices of each centre's K nearest points, nearest first.
-        interp_index: ``(N, 3)`` indices (into the centres) of each point's 3 nearest centres.
-        interp_weight: ``(N, 3)`` normalised inverse squared distance weights of those centres.
+        centre_index (torch.Tensor): ``(G,)`` indices (into the points) of the farthest-point-sampled centres.
+        group_index (torch.Tensor): ``(G, K)`` indices of each centre's K nearest points, nearest first.
+        interp_index (torch.Tensor): ``(N, 3)`` indices (into the centres) of each point's 3 nearest centres.
+        interp_weight (torch.Tensor): ``(N, 3)`` normalised inverse squared distance weights of those centres.
     """
 
     centre_index: torch.Tensor
@@ -68,10 +68,10 @@ def valid_point_mask(xyz: torch.Tensor) -> torch.Tensor:
     """Pixels of an organized cloud that hold a point (x, y and z all non-zero).
 
     Args:
-        xyz: Organized clouds, ``(B, 3, H, W)``.
+        xyz (torch.Tensor): Organized clouds, ``(B, 3, H, W)``.
 
     Returns:
-        Boolean mask ``(B, H, W)``.
+        torch.Tensor: Boolean mask ``(B, H, W)``.
     """
     return (xyz != 0).all(dim=1)
 
@@ -80,10 +80,10 @@ def gather_valid_points(xyz: torch.Tensor) -> list[ValidPoints]:
     """Gather the valid points of each organized cloud of a batch.
 
     Args:
-        xyz: Organized clouds, ``(B, 3, H, W)``.
+        xyz (torch.Tensor): Organized clouds, ``(B, 3, H, W)``.
 
     Returns:
-        One :class:`ValidPoints` per sample (``N`` differs between samples).
+        list[ValidPoints]: One :class:`ValidPoints` per sample (``N`` differs between samples).
     """
     mask = valid_point_mask(xyz).flatten(1)
     flat = xyz.flatten(2).transpose(1, 2)  # (B, H*W, 3)
@@ -101,11 +101,11 @@ def square_distance(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     feature interpolation; it is kept so that maps match theirs.
 
     Args:
-        source: ``(N, 3)`` points.
-        target: ``(M, 3)`` points.
+        source (torch.Tensor): ``(N, 3)`` points.
+        target (torch.Tensor): ``(M, 3)`` points.
 
     Returns:
-        ``(N, M)`` squared distances.
+        torch.Tensor: ``(N, M)`` squared distances.
     """
     dist = -2 * source @ target.T
     dist += (source**2).sum(-1)[:, None]
@@ -122,12 +122,12 @@ def farthest_point_sample(points: torch.Tensor, num_samples: int, start: int = 0
     ``start`` (all distances are then zero), which leaves max-pooled group features unchanged.
 
     Args:
-        points: ``(N, 3)`` points, ``N >= 1``.
-        num_samples: Number of centres ``G``.
-        start: Index of the first centre.
+        points (torch.Tensor): ``(N, 3)`` points, ``N >= 1``.
+        num_samples (int): Number of centres ``G``.
+        start (int): Index of the first centre. Defaults to ``0``.
 
     Returns:
-        ``(G,)`` long indices into ``points``.
+        torch.Tensor: ``(G,)`` long indices into ``points``.
     """
     num_points = points.shape[0]
     index = torch.zeros(num_samples, dtype=torch.long, device=points.device)
@@ -147,12 +147,12 @@ def knn_index(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tens
     keep a fixed size (max-pooling encoders are insensitive to such repeats).
 
     Args:
-        points: ``(N, 3)``.
-        queries: ``(Q, 3)``.
-        k: Neighbours per query.
+        points (torch.Tensor): ``(N, 3)``.
+        queries (torch.Tensor): ``(Q, 3)``.
+        k (int): Neighbours per query.
 
     Returns:
-        ``(Q, k)`` long indices into ``points``.
+        torch.Tensor: ``(Q, k)`` long indices into ``points``.
     """
     k_avail = min(k, points.shape[0])
     chunks = []
@@ -173,11 +173,12 @@ def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[
     Weights are ``1 / (d^2 + 1e-8)``, normalised to sum to one (Point-MAE's feature propagation).
 
     Args:
-        points: ``(N, 3)``.
-        centres: ``(G, 3)``.
+        points (torch.Tensor): ``(N, 3)``.
+        centres (torch.Tensor): ``(G, 3)``.
 
     Returns:
-        ``(index, weight)``, both ``(N, 3)`` (with fewer than 3 centres, the nearest repeats).
+        tuple[torch.Tensor, torch.Tensor]: ``(index, weight)``, both ``(N, 3)`` (with fewer than 3 centres, the
+        nearest repeats).
     """
     k = min(3, centres.shape[0])
     indices, weights = [], []
@@ -201,12 +202,12 @@ def group_points(points: torch.Tensor, num_group: int, group_size: int) -> Point
     """FPS centres, kNN groups and interpolation indices of one cloud.
 
     Args:
-        points: ``(N, 3)`` valid points, ``N >= 1``.
-        num_group: Number of centres ``G`` (1024 in the paper).
-        group_size: Points per group ``K`` (128 in the paper).
+        points (torch.Tensor): ``(N, 3)`` valid points, ``N >= 1``.
+        num_group (int): Number of centres ``G`` (1024 in the paper).
+        group_size (int): Points per group ``K`` (128 in the paper).
 
     Returns:
-        The :class:`PointGroups` of the cloud.
+        PointGroups: The :class:`PointGroups` of the cloud.
 
     Raises:
         ValueError: If the cloud is empty.
@@ -225,13 +226,13 @@ def scatter_to_grid(features: list[torch.Tensor], clouds: list[ValidPoints], hei
     """Place per-point features at their pixels of a zero feature map.
 
     Args:
-        features: One ``(N_i, C)`` tensor per sample.
-        clouds: The samples' valid points (their ``index`` says where each point goes).
-        height: Height of the organized cloud.
-        width: Width of the organized cloud.
+        features (list[torch.Tensor]): One ``(N_i, C)`` tensor per sample.
+        clouds (list[ValidPoints]): The samples' valid points (their ``index`` says where each point goes).
+        height (int): Height of the organized cloud.
+        width (int): Width of the organized cloud.
 
     Returns:
-        ``(B, C, height, width)`` feature map, zero where there is no point.
+        torch.Tensor: ``(B, C, height, width)`` feature map, zero where there is no point.
     """
     channels = features[0].shape[1]
     out = features[0].new_zeros(len(features), channels, height * width)
@@ -244,10 +245,10 @@ def pool_point_features(feature_map: torch.Tensor, grid_size: tuple[int, int]) -
     """The paper's smoothing of scattered 3D features: 3x3 mean (no padding), then adaptive mean.
 
     Args:
-        feature_map: ``(B, C, H, W)`` scattered features.
-        grid_size: Output ``(h, w)``; the paper uses the input size (224, 224).
+        feature_map (torch.Tensor): ``(B, C, H, W)`` scattered features.
+        grid_size (tuple[int, int]): Output ``(h, w)``; the paper uses the input size (224, 224).
 
     Returns:
-        ``(B, C, h, w)`` features; pixels far from every point stay exactly zero.
+        torch.Tensor: ``(B, C, h, w)`` features; pixels far from every point stay exactly zero.
     """
     return functional.adaptive_avg_pool2d(functional.avg_pool2d(feature_map, 3, stride=1), grid_size)

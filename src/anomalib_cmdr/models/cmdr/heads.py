@@ -77,9 +77,9 @@ class MappingMLP(nn.Module):
     ``Linear(r, out)`` with ``r = (in + out) // 2``.
 
     Args:
-        in_features: Source modality's feature size.
-        out_features: Target modality's feature size.
-        dropout: Dropout inside the projection.
+        in_features (int): Source modality's feature size.
+        out_features (int): Target modality's feature size.
+        dropout (float): Dropout inside the projection. Defaults to ``0.1``.
     """
 
     def __init__(self, in_features: int, out_features: int, dropout: float = 0.1) -> None:
@@ -99,10 +99,11 @@ class WindowAttention(nn.Module):
     """Multi-head self-attention inside non-overlapping windows of consecutive tokens.
 
     Args:
-        dim: Token width.
-        num_heads: Heads.
-        window_size: Tokens per window (the sequence is zero-padded to a multiple of it).
-        dropout: Dropout on the attention weights and on the output projection.
+        dim (int): Token width.
+        num_heads (int): Heads. Defaults to ``8``.
+        window_size (int): Tokens per window (the sequence is zero-padded to a multiple of it).
+            Defaults to ``128``.
+        dropout (float): Dropout on the attention weights and on the output projection. Defaults to ``0.1``.
     """
 
     def __init__(self, dim: int, num_heads: int = 8, window_size: int = 128, dropout: float = 0.1) -> None:
@@ -135,11 +136,11 @@ class WindowTransformerBlock(nn.Module):
     """Pre-norm transformer block with :class:`WindowAttention` and an MLP.
 
     Args:
-        dim: Token width.
-        num_heads: Heads.
-        window_size: Tokens per attention window.
-        mlp_ratio: MLP hidden width over ``dim``.
-        dropout: Dropout in attention and MLP.
+        dim (int): Token width.
+        num_heads (int): Heads. Defaults to ``8``.
+        window_size (int): Tokens per attention window. Defaults to ``128``.
+        mlp_ratio (float): MLP hidden width over ``dim``. Defaults to ``2.0``.
+        dropout (float): Dropout in attention and MLP. Defaults to ``0.1``.
     """
 
     def __init__(
@@ -181,11 +182,11 @@ class Decoder2D(nn.Module):
     (channels r -> 256 -> 128 -> r), then an MLP back to ``dim`` with a final LayerNorm.
 
     Args:
-        dim: Feature width (768 for DINO ViT-B/8).
-        grid_size: ``(h, w)`` of the token grid.
-        num_heads: Attention heads (8).
-        window_size: Attention window in tokens (128).
-        dropout: Dropout (0.1).
+        dim (int): Feature width (768 for DINO ViT-B/8).
+        grid_size (tuple[int, int]): ``(h, w)`` of the token grid. Defaults to ``(224, 224)``.
+        num_heads (int): Attention heads. Defaults to ``8``.
+        window_size (int): Attention window in tokens. Defaults to ``128``.
+        dropout (float): Dropout. Defaults to ``0.1``.
     """
 
     def __init__(
@@ -246,10 +247,10 @@ class Decoder3D(nn.Module):
     ``"auto"``: ``"paper"`` when ``N`` is a multiple of 32 (e.g. 224x224, 64x64), else ``"pooled"``.
 
     Args:
-        dim: Feature width (1152 for Point-MAE).
-        num_tokens: ``N = h * w``.
-        variant: ``"auto"``, ``"paper"`` or ``"pooled"``.
-        dropout: Dropout in the projection (0.1).
+        dim (int): Feature width (1152 for Point-MAE).
+        num_tokens (int): ``N = h * w``. Defaults to ``224 * 224``.
+        variant (D3DVariant): ``"auto"``, ``"paper"`` or ``"pooled"``. Defaults to ``"auto"``.
+        dropout (float): Dropout in the projection. Defaults to ``0.1``.
     """
 
     def __init__(self, dim: int, num_tokens: int = 224 * 224, variant: D3DVariant = "auto", dropout: float = 0.1):

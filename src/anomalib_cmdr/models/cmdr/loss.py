@@ -20,12 +20,12 @@ def masked_cosine_loss(prediction: torch.Tensor, target: torch.Tensor, valid: to
     """``1 - mean cos(prediction, target)`` over the valid tokens of the whole batch.
 
     Args:
-        prediction: ``(B, N, C)``.
-        target: ``(B, N, C)``.
-        valid: ``(B, N)`` boolean mask of the tokens that count.
+        prediction (torch.Tensor): ``(B, N, C)``.
+        target (torch.Tensor): ``(B, N, C)``.
+        valid (torch.Tensor): ``(B, N)`` boolean mask of the tokens that count.
 
     Returns:
-        Scalar loss; ``0`` (with no gradient path through invalid tokens) when no token is valid.
+        torch.Tensor: Scalar loss; ``0`` (with no gradient path through invalid tokens) when no token is valid.
     """
     cosine = (functional.normalize(prediction, dim=-1, eps=1e-6) * functional.normalize(target, dim=-1, eps=1e-6)).sum(
         -1

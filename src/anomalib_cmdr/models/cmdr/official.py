@@ -36,14 +36,14 @@ def official_head_path(folder: str | Path, category: str, head: str, epochs: int
     """Path of one released head file.
 
     Args:
-        folder: The checkpoint folder (holding one sub-folder per category).
-        category: e.g. ``"bagel"``.
-        head: One of :data:`HEAD_NAMES`.
-        epochs: Epochs in the file name (50).
-        batch_size: Batch size in the file name (1).
+        folder (str | Path): The checkpoint folder (holding one sub-folder per category).
+        category (str): e.g. ``"bagel"``.
+        head (str): One of :data:`HEAD_NAMES`.
+        epochs (int): Epochs in the file name. Defaults to ``50``.
+        batch_size (int): Batch size in the file name. Defaults to ``1``.
 
     Returns:
-        The path (not checked).
+        Path: The path (not checked).
     """
     return Path(folder) / category / f"{head}_{category}_independent_{epochs}ep_{batch_size}bs.pth"
 
@@ -58,12 +58,12 @@ def load_official_heads(
     """Load the authors' four head checkpoints into a ``CMDR`` or ``CMDRModel``.
 
     Args:
-        model: A ``CMDR`` (Lightning) or ``CMDRModel`` built with ``modality="rgb+xyz"`` and feature
-            sizes matching the checkpoints (DINO ViT-B/8: 768, Point-MAE: 1152, 224x224 grid).
-        folder: Folder with one sub-folder per category.
-        category: Category name.
-        epochs: Epoch count in the file names.
-        batch_size: Batch size in the file names.
+        model (nn.Module): A ``CMDR`` (Lightning) or ``CMDRModel`` built with ``modality="rgb+xyz"`` and
+            feature sizes matching the checkpoints (DINO ViT-B/8: 768, Point-MAE: 1152, 224x224 grid).
+        folder (str | Path): Folder with one sub-folder per category.
+        category (str): Category name.
+        epochs (int): Epoch count in the file names. Defaults to ``50``.
+        batch_size (int): Batch size in the file names. Defaults to ``1``.
 
     Raises:
         FileNotFoundError: If a head file is missing (the message lists the expected paths).

@@ -57,6 +57,18 @@ class CMDRFeatures:
     valid: torch.Tensor
 
 
+def full_precision(tensor: torch.Tensor) -> torch.autocast:
+    """A context in which autocast is off on ``tensor``'s device: the stages that must stay in float32.
+
+    Args:
+        tensor (torch.Tensor): Any tensor on the device in question.
+
+    Returns:
+        torch.autocast: The context manager.
+    """
+    return torch.autocast(tensor.device.type, enabled=False)
+
+
 class CMDRModel(nn.Module):
     """CMDR-IAD: cross-modal mapping and dual-branch reconstruction.
 
@@ -199,20 +211,27 @@ class CMDRModel(nn.Module):
 
     @torch.no_grad()
     def xyz_features(self, xyz: torch.Tensor) -> torch.Tensor:
-        """3D features on the head grid, ``(B, C3, h, w)`` (zero where no point is near)."""
-        clouds = gather_valid_points(xyz)
-        empty = [i for i, cloud in enumerate(clouds) if cloud.points.shape[0] == 0]
-        if empty:
-            logger.warning("Samples %s have no valid 3D point: their anomaly maps are all zero.", empty)
-        features = self.xyz_backbone([cloud.points for cloud in clouds])  # type: ignore[misc]
-        feature_map = scatter_to_grid(features, clouds, xyz.shape[-2], xyz.shape[-1])
-        return pool_point_features(feature_map, self.grid_size)
+        """3D features on the head grid, ``(B, C3, h, w)`` (zero where no point is near).
+
+        Always computed in float32, also under mixed precision: half-precision distances pick wrong
+        nearest centres (bf16) or give NaN interpolation weights (fp16).
+        """
+        with full_precision(xyz):
+            xyz = xyz.float()
+            clouds = gather_valid_points(xyz)
+            empty = [i for i, cloud in enumerate(clouds) if cloud.points.shape[0] == 0]
+            if empty:
+                logger.warning("Samples %s have no valid 3D point: their anomaly maps are all zero.", empty)
+            features = self.xyz_backbone([cloud.points for cloud in clouds])  # type: ignore[misc]
+            feature_map = scatter_to_grid(features, clouds, xyz.shape[-2], xyz.shape[-1])
+            return pool_point_features(feature_map, self.grid_size)
 
     @torch.no_grad()
     def rgb_features(self, rgb: torch.Tensor) -> torch.Tensor:
         """2D features upsampled bilinearly to the head grid, ``(B, C2, h, w)``."""
-        features = self.rgb_backbone(rgb)  # type: ignore[misc]
-        return functional.interpolate(features, size=self.grid_size, mode="bilinear", align_corners=False)
+        features = self.rgb_backbone(rgb)  # type: ignore[misc]  # mixed precision allowed
+        with full_precision(features):
+            return functional.interpolate(features.float(), size=self.grid_size, mode="bilinear", align_corners=False)
 
     @torch.no_grad()
     def extract_features(self, rgb: torch.Tensor | None, xyz: torch.Tensor | None) -> CMDRFeatures:
@@ -254,10 +273,12 @@ class CMDRModel(nn.Module):
 
     def losses(self, features: CMDRFeatures) -> dict[str, torch.Tensor]:
         """Masked cosine loss of each head, ``loss_<name>`` (each depends only on its own head's parameters)."""
-        return {
-            f"loss_{name}": masked_cosine_loss(pred, target, features.valid)
-            for name, (pred, target) in self.predict_features(features).items()
-        }
+        pairs = self.predict_features(features)  # the heads may run in mixed precision, the losses do not
+        with full_precision(features.valid):
+            return {
+                f"loss_{name}": masked_cosine_loss(pred.float(), target.float(), features.valid)
+                for name, (pred, target) in pairs.items()
+            }
 
     def discrepancies(self, features: CMDRFeatures) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Raw discrepancy maps ``{"d2m", "d3m", "d2r", "d3r"}`` (those of the modality) and the valid mask.
@@ -270,10 +291,12 @@ class CMDRModel(nn.Module):
             are not yet zeroed on invalid pixels.
         """
         batch = features.valid.shape[0]
-        distances = {
-            name: feature_distance(pred, target).view(batch, *self.grid_size)
-            for name, (pred, target) in self.predict_features(features).items()
-        }
+        pairs = self.predict_features(features)
+        with full_precision(features.valid):
+            distances = {
+                name: feature_distance(pred.float(), target.float()).view(batch, *self.grid_size)
+                for name, (pred, target) in pairs.items()
+            }
         return distances, features.valid.view(batch, *self.grid_size)
 
     def anomaly_maps(
@@ -292,9 +315,11 @@ class CMDRModel(nn.Module):
             tuple[torch.Tensor, torch.Tensor]: Maps ``(B, 1, H, W)`` and scores ``(B,)``.
         """
         distances, valid = self.discrepancies(features)
-        if self.calibration is not None:
-            distances = self.calibration(distances)
-        return self.anomaly_map_generator(distances, valid, image_size)
+        with full_precision(valid):  # per-image sums overflow in fp16
+            distances = {name: distance.float() for name, distance in distances.items()}
+            if self.calibration is not None:
+                distances = self.calibration(distances)
+            return self.anomaly_map_generator(distances, valid, image_size)
 
     @torch.no_grad()
     def calibrate(

@@ -60,11 +60,11 @@ def _as_point_array(points: np.ndarray | torch.Tensor, name: str = "points") -> 
     """Validate an ``(N, 3)`` array of finite coordinates and return it as contiguous float64 numpy.
 
     Args:
-        points: Array-like of shape ``(N, 3)``.
-        name: Argument name used in error messages.
+        points (np.ndarray | torch.Tensor): Array-like of shape ``(N, 3)``.
+        name (str): Argument name used in error messages. Defaults to ``"points"``.
 
     Returns:
-        A C-contiguous ``float64`` array of shape ``(N, 3)``.
+        np.ndarray: A C-contiguous ``float64`` array of shape ``(N, 3)``.
 
     Raises:
         ValueError: If the shape is not ``(N, 3)`` or a coordinate is NaN or infinite.
@@ -97,10 +97,10 @@ def point_spacing(points: np.ndarray | torch.Tensor) -> float:
     ``compute_nearest_neighbor_distance``.
 
     Args:
-        points: ``(N, 3)`` coordinates (numpy array or tensor, any float dtype).
+        points (np.ndarray | torch.Tensor): ``(N, 3)`` coordinates (numpy array or tensor, any float dtype).
 
     Returns:
-        The spacing in the units of ``points``; ``0.0`` if it is undefined (fewer than two distinct points).
+        float: The spacing in the units of ``points``; ``0.0`` if it is undefined (fewer than two distinct points).
 
     Raises:
         ValueError: If ``points`` is not ``(N, 3)`` or has non-finite coordinates.
@@ -124,10 +124,10 @@ def normalize_fpfh(features: np.ndarray) -> np.ndarray:
     gives values in ``[0, 1]`` in every case; all-zero sub-histograms stay zero.
 
     Args:
-        features: Raw open3d descriptors, shape ``(N, 33)``.
+        features (np.ndarray): Raw open3d descriptors, shape ``(N, 33)``.
 
     Returns:
-        The normalised descriptors, same shape, float64.
+        np.ndarray: The normalised descriptors, same shape, float64.
 
     Example:
         >>> raw = np.zeros((1, 33))
@@ -155,15 +155,16 @@ class FPFHExtractor(torch.nn.Module):
     The module is weight-free (no parameters, no buffers, empty ``state_dict``), stateless and picklable.
 
     Args:
-        normal_radius: Normal-estimation radius, in units of the point spacing.
-        feature_radius: FPFH radius, in units of the point spacing.
-        max_nn_normal: Maximum neighbours used for a normal.
-        max_nn_feature: Maximum neighbours used for an FPFH descriptor.
-        voxel_size: Voxel edge for downsampling, in units of the point spacing; ``None`` disables it.
-            At most ``normal_radius / 1.5``.
-        normalize: If ``True``, each of the three 11-bin sub-histograms is divided by its sum (200 in open3d
-            for any point that has neighbours), so it sums to 1 and values lie in ``[0, 1]``
+        normal_radius (float): Normal-estimation radius, in units of the point spacing. Defaults to ``3.0``.
+        feature_radius (float): FPFH radius, in units of the point spacing. Defaults to ``6.0``.
+        max_nn_normal (int): Maximum neighbours used for a normal. Defaults to ``30``.
+        max_nn_feature (int): Maximum neighbours used for an FPFH descriptor. Defaults to ``100``.
+        voxel_size (float | None): Voxel edge for downsampling, in units of the point spacing; ``None``
+            disables it. At most ``normal_radius / 1.5``. Defaults to ``None``.
+        normalize (bool): If ``True``, each of the three 11-bin sub-histograms is divided by its sum (200 in
+            open3d for any point that has neighbours), so it sums to 1 and values lie in ``[0, 1]``
             (:func:`normalize_fpfh`). If ``False``, open3d's raw values (sub-histograms summing to 200).
+            Defaults to ``True``.
 
     Raises:
         ValueError: If a hyper-parameter is out of range (non-positive radius, ``max_nn_*`` < 3, or a voxel
@@ -236,8 +237,8 @@ class FPFHExtractor(torch.nn.Module):
         """Estimate normals in place and orient them towards the camera at the origin.
 
         Args:
-            pcd: The open3d cloud (modified in place; existing normals are discarded).
-            spacing: The point spacing the radius is relative to.
+            pcd (o3d.geometry.PointCloud): The open3d cloud (modified in place; existing normals are discarded).
+            spacing (float): The point spacing the radius is relative to.
         """
         pcd.normals = o3d.utility.Vector3dVector(np.empty((0, 3)))  # so the sign is not inherited
         pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(self.normal_radius * spacing, self.max_nn_normal))
@@ -247,10 +248,10 @@ class FPFHExtractor(torch.nn.Module):
         """Descriptors of one cloud, numpy in and out.
 
         Args:
-            points: ``(N, 3)`` coordinates of the valid points.
+            points (np.ndarray): ``(N, 3)`` coordinates of the valid points.
 
         Returns:
-            ``(N, 33)`` float64 descriptors (normalised if ``self.normalize``).
+            np.ndarray: ``(N, 33)`` float64 descriptors (normalised if ``self.normalize``).
 
         Raises:
             ValueError: If ``points`` is not ``(N, 3)`` or has non-finite coordinates.
@@ -286,12 +287,13 @@ class FPFHExtractor(torch.nn.Module):
         """Compute per-point FPFH descriptors, one open3d call chain per sample.
 
         Args:
-            points: One ``(N_i, 3)`` float tensor per sample (valid points of an organized cloud, camera frame,
-                camera at the origin, any device). A ``(B, N, 3)`` tensor is treated as ``B`` clouds.
+            points (Sequence[torch.Tensor]): One ``(N_i, 3)`` float tensor per sample (valid points of an
+                organized cloud, camera frame, camera at the origin, any device). A ``(B, N, 3)`` tensor is
+                treated as ``B`` clouds.
 
         Returns:
-            One ``(N_i, 33)`` tensor per sample, on the device of the input and with its dtype if that is a
-            floating dtype (float32 otherwise). No gradient flows through the descriptors.
+            list[torch.Tensor]: One ``(N_i, 33)`` tensor per sample, on the device of the input and with its
+            dtype if that is a floating dtype (float32 otherwise). No gradient flows through the descriptors.
 
         Raises:
             ValueError: If a cloud is not ``(N, 3)`` or contains NaN/inf coordinates, or if a single 2-D

@@ -48,7 +48,7 @@ def download_pointmae_weights() -> Path:
     """Path of the Point-MAE release checkpoint, downloaded into anomalib's weight cache if needed.
 
     Returns:
-        ``<anomalib pretrained dir>/pointmae/pointmae_pretrain.pth`` (the file anomalib's CFM uses).
+        Path: ``<anomalib pretrained dir>/pointmae/pointmae_pretrain.pth`` (the file anomalib's CFM uses).
 
     Raises:
         WeightsUnavailableError: If the file is not cached and cannot be downloaded.
@@ -77,10 +77,11 @@ def load_pointmae_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a Point-MAE release checkpoint (``{"base_model": {"MAE_encoder.*": ...}}``).
 
     Args:
-        path: The checkpoint file.
+        path (str | Path): The checkpoint file.
 
     Returns:
-        The encoder's state dict, prefixes (``module.``, ``MAE_encoder.``, ``base_model.``) stripped.
+        dict[str, torch.Tensor]: The encoder's state dict, prefixes (``module.``, ``MAE_encoder.``,
+        ``base_model.``) stripped.
 
     Raises:
         ValueError: If the file is not in the release format.
@@ -105,10 +106,10 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
     Running statistics (and every other buffer) are left exactly as they were.
 
     Args:
-        module: The module whose BatchNorm layers to switch.
+        module (nn.Module): The module whose BatchNorm layers to switch.
 
     Yields:
-        Nothing; the layers are restored on exit.
+        None: Nothing; the layers are restored on exit.
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.training, m.momentum, m.num_batches_tracked.clone()) for m in norms]
@@ -126,20 +127,23 @@ class PointMAEExtractor(nn.Module):
     """Point-MAE features for every valid point of each cloud.
 
     Args:
-        num_group: FPS centres per cloud.
-        group_size: Points per kNN group.
-        embed_dim: Transformer width (384 in the release).
-        depth: Transformer blocks (12).
-        num_heads: Attention heads (6).
-        layers: Blocks whose (normed) outputs are concatenated ((3, 7, 11)).
-        drop_path_rate: Stochastic depth of the last block (0.1; inactive since the encoder is frozen).
-        pretrained: Load the Point-MAE release weights (download once into anomalib's cache).
-        weights: A local Point-MAE checkpoint in the release format (offline use).
-        batchnorm: How the group encoder's two BatchNorm layers normalise. ``"sample"`` (default): with
-            the statistics of each cloud's own groups, as the authors' code does (it never puts
-            Point-MAE in eval mode; its batches hold one cloud); computed per cloud, so results do not
-            depend on the batch. ``"running"``: with the checkpoint's running statistics (eval mode).
-            Either way nothing is updated and stochastic depth stays off.
+        num_group (int): FPS centres per cloud. Defaults to ``1024``.
+        group_size (int): Points per kNN group. Defaults to ``128``.
+        embed_dim (int): Transformer width (384 in the release). Defaults to ``384``.
+        depth (int): Transformer blocks. Defaults to ``12``.
+        num_heads (int): Attention heads. Defaults to ``6``.
+        layers (Sequence[int]): Blocks whose (normed) outputs are concatenated. Defaults to ``(3, 7, 11)``.
+        drop_path_rate (float): Stochastic depth of the last block (inactive since the encoder is frozen).
+            Defaults to ``0.1``.
+        pretrained (bool): Load the Point-MAE release weights (download once into anomalib's cache).
+            Defaults to ``True``.
+        weights (str | Path | None): A local Point-MAE checkpoint in the release format (offline use).
+            Defaults to ``None``.
+        batchnorm (Literal["sample", "running"]): How the group encoder's two BatchNorm layers normalise.
+            ``"sample"``: with the statistics of each cloud's own groups, as the authors' code does (it
+            never puts Point-MAE in eval mode; its batches hold one cloud); computed per cloud, so results
+            do not depend on the batch. ``"running"``: with the checkpoint's running statistics (eval mode).
+            Either way nothing is updated and stochastic depth stays off. Defaults to ``"sample"``.
 
     Raises:
         WeightsUnavailableError: If pretrained weights cannot be had.
@@ -204,11 +208,11 @@ class PointMAEExtractor(nn.Module):
         """The dense stage: encode the groups of all clouds at once, interpolate back to the points.
 
         Args:
-            clouds: One ``(N_i, 3)`` cloud per sample.
-            groups: Their :meth:`group` output.
+            clouds (list[torch.Tensor]): One ``(N_i, 3)`` cloud per sample.
+            groups (list[PointGroups]): Their :meth:`group` output.
 
         Returns:
-            One ``(N_i, out_dim)`` feature tensor per sample.
+            list[torch.Tensor]: One ``(N_i, out_dim)`` feature tensor per sample.
         """
         centres = torch.stack([p[g.centre_index] for p, g in zip(clouds, groups, strict=True)])
         neighbourhoods = torch.stack([p[g.group_index] for p, g in zip(clouds, groups, strict=True)])

@@ -43,13 +43,17 @@ class RGBBackbone(nn.Module):
     """A frozen timm backbone returning a dense feature map.
 
     Args:
-        name: timm model name.
-        layers: Feature levels (``forward_intermediates`` indices). ``None``: the last level, with the
-            model's final norm (for a ViT, the patch tokens after the final norm, as in the paper).
-        pretrained: Load pretrained weights (timm hub, or ``weights``). ``False``: random weights.
-        weights: Local weight file (a state dict ``.pth``/``.bin`` or ``.safetensors``) for offline use.
-        model_kwargs: Extra ``timm.create_model`` arguments (e.g. ``{"patch_size": 8}`` for a random-weight
-            ViT). ViTs are created with ``dynamic_img_size=True``, so any input size works.
+        name (str): timm model name. Defaults to ``"vit_base_patch8_224.dino"``.
+        layers (Sequence[int] | None): Feature levels (``forward_intermediates`` indices). ``None``: the last
+            level, with the model's final norm (for a ViT, the patch tokens after the final norm, as in the
+            paper). Defaults to ``None``.
+        pretrained (bool): Load pretrained weights (timm hub, or ``weights``). ``False``: random weights.
+            Defaults to ``True``.
+        weights (str | Path | None): Local weight file (a state dict ``.pth``/``.bin`` or ``.safetensors``)
+            for offline use. Defaults to ``None``.
+        model_kwargs (dict[str, Any] | None): Extra ``timm.create_model`` arguments (e.g. ``{"patch_size": 8}``
+            for a random-weight ViT). ViTs are created with ``dynamic_img_size=True``, so any input size
+            works. Defaults to ``None``.
 
     Raises:
         WeightsUnavailableError: If pretrained weights cannot be downloaded and no file was given.
@@ -93,10 +97,10 @@ class RGBBackbone(nn.Module):
         """Extract features.
 
         Args:
-            image: Normalised RGB images ``(B, 3, H, W)``.
+            image (torch.Tensor): Normalised RGB images ``(B, 3, H, W)``.
 
         Returns:
-            ``(B, C, h, w)`` features (levels upsampled bilinearly to the finest and concatenated).
+            torch.Tensor: ``(B, C, h, w)`` features (levels upsampled bilinearly to the finest and concatenated).
         """
         maps = self.model.forward_intermediates(image, indices=self.layers, norm=self.is_vit, intermediates_only=True)
         size = maps[0].shape[-2:]

@@ -22,11 +22,11 @@ def check_weight_file(path: str | Path | None, argument: str) -> Path | None:
     """Validate a user-given local weight file.
 
     Args:
-        path: The file, or ``None``.
-        argument: The argument's name, for the error message.
+        path (str | Path | None): The file, or ``None``.
+        argument (str): The argument's name, for the error message.
 
     Returns:
-        The path, or ``None`` when none was given.
+        Path | None: The path, or ``None`` when none was given.
 
     Raises:
         FileNotFoundError: If ``path`` is given but is not a file.
@@ -44,12 +44,12 @@ def unavailable(what: str, argument: str, error: BaseException) -> WeightsUnavai
     """Build the error raised when pretrained weights cannot be downloaded.
 
     Args:
-        what: The component, e.g. ``"timm model 'vit_base_patch8_224.dino'"``.
-        argument: The model argument that takes a local file instead.
-        error: The underlying download error.
+        what (str): The component, e.g. ``"timm model 'vit_base_patch8_224.dino'"``.
+        argument (str): The model argument that takes a local file instead.
+        error (BaseException): The underlying download error.
 
     Returns:
-        A :class:`WeightsUnavailableError` that says how to proceed.
+        WeightsUnavailableError: A :class:`WeightsUnavailableError` that says how to proceed.
     """
     msg = (
         f"Pretrained weights for the {what} could not be obtained ({type(error).__name__}: {error}). "
