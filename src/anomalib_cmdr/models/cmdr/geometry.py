@@ -167,6 +167,33 @@ def knn_index(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tens
     return index
 
 
+def _nearest_sorted(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` smallest distances of each row and their columns, exactly as a full ``sort`` orders them.
+
+    float32 ties are frequent at metre scale, and the reference code (Point-MAE, CFM, CMDR-IAD) takes the
+    first ``k`` columns of ``torch.sort``, whose order among equal values is its own. Rows whose ``k + 1``
+    smallest values are all distinct have one answer, which ``topk`` finds at a fraction of the cost; the
+    rows with a tie among them are sorted in full, like the reference does, so the result is the same
+    bit for bit.
+
+    Args:
+        dist (torch.Tensor): ``(N, G)`` squared distances.
+        k (int): Neighbours per row, ``k <= G``.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: ``(N, k)`` distances (ascending) and their column indices.
+    """
+    if dist.shape[1] <= k:
+        return dist.sort(dim=1)
+    values, index = dist.topk(k + 1, dim=1, largest=False, sorted=True)
+    tied = (values[:, 1:] == values[:, :-1]).any(dim=1)
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        sorted_values, sorted_index = dist[rows].sort(dim=1)
+        values[rows], index[rows] = sorted_values[:, : k + 1], sorted_index[:, : k + 1]
+    return values[:, :k], index[:, :k]
+
+
 def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Three nearest centres of every point and their inverse squared distance weights.
 
@@ -183,11 +210,7 @@ def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[
     k = min(3, centres.shape[0])
     indices, weights = [], []
     for start in range(0, points.shape[0], _CHUNK):
-        dist = square_distance(points[start : start + _CHUNK], centres)
-        # A full sort, not topk: float32 ties between the 3rd and 4th centre are frequent at metre
-        # scale, and sort breaks them like the reference code (maps match it bit for bit).
-        dist, index = dist.sort(dim=1)
-        dist, index = dist[:, :k], index[:, :k]
+        dist, index = _nearest_sorted(square_distance(points[start : start + _CHUNK], centres), k)
         recip = 1.0 / (dist + 1e-8)
         indices.append(index)
         weights.append(recip / recip.sum(dim=1, keepdim=True))

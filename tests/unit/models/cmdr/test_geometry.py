@@ -1,6 +1,7 @@
 # Copyright (C) 2026 anomalib-cmdr developers
 # SPDX-License-Identifier: Apache-2.0
 
+import pytest
 import torch
 
 from anomalib_cmdr.models.cmdr.geometry import (
@@ -83,3 +84,19 @@ def test_scatter_and_pool_keep_holes_zero():
     pooled = pool_point_features(grid, (16, 16))
     assert pooled.shape == (2, 5, 16, 16)
     assert (pooled[:, :, :6] == 0).all() and (pooled[:, :, -4:] > 0).all()
+
+
+@pytest.mark.parametrize("levels", [None, 40])
+def test_nearest_centres_match_a_full_sort_bit_for_bit(levels) -> None:
+    """The top-k fast path keeps the reference's full-sort order, ties included (``levels``: many ties)."""
+    from anomalib_cmdr.models.cmdr.geometry import _nearest_sorted
+
+    generator = torch.Generator().manual_seed(0)
+    dist = torch.rand(3000, 256, generator=generator)
+    if levels is not None:
+        dist = (dist * levels).floor()  # every row full of equal distances
+    values, index = _nearest_sorted(dist, 3)
+    reference_values, reference_index = dist.sort(dim=1)
+    assert torch.equal(index, reference_index[:, :3]) and torch.equal(values, reference_values[:, :3])
+    _, few_index = _nearest_sorted(dist[:, :2], 3)  # fewer columns than k
+    assert torch.equal(few_index, dist[:, :2].sort(dim=1).indices)
