@@ -18,8 +18,8 @@ Registered variants:
 
 Example:
     >>> import torch
-    >>> sorted(list_xyz_backbones())
-    ['fpfh', 'pointmae', 'pointmae_tiny']
+    >>> {"fpfh", "pointmae", "pointmae_tiny"} <= set(list_xyz_backbones())
+    True
     >>> encoder = create_xyz_backbone("pointmae_tiny", pretrained=False, num_group=16, group_size=8)
     >>> encoder.out_dim, encoder.num_group
     (288, 16)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from anomalib_cmdr import CMDRModel
+from anomalib_cmdr.models.cmdr.backbones import registry
 from anomalib_cmdr.models.cmdr.backbones.fpfh import FPFHExtractor
 from anomalib_cmdr.models.cmdr.backbones.pointmae import PointMAEExtractor
 from anomalib_cmdr.models.cmdr.backbones.registry import (
@@ -78,7 +79,8 @@ def test_local_file_is_accepted_for_a_variant_without_release(tmp_path) -> None:
     torch.testing.assert_close(loaded(cloud)[0], source(cloud)[0])
 
 
-def test_registered_variant_is_usable_by_name_in_cmdr() -> None:
+def test_registered_variant_is_usable_by_name_in_cmdr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_XYZ_BACKBONES", dict(registry._XYZ_BACKBONES))  # leave the registry as it was
     register_xyz_backbone(XYZBackboneVariant("test_pointmae_micro", PointMAEExtractor, {
         "num_group": 8, "group_size": 8, "embed_dim": 16, "depth": 2, "num_heads": 2, "layers": (0, 1),
     }))  # fmt: skip
