@@ -9,10 +9,11 @@ Example:
 """
 
 from anomalib_cmdr.data.background import remove_background, remove_background_tree
-from anomalib_cmdr.data.dataset import RGBXYZDataset, make_rgbxyz_samples
+from anomalib_cmdr.data.dataset import RGBXYZDataset
 from anomalib_cmdr.data.folder import RGBXYZFolder
 from anomalib_cmdr.data.io import DataFileError, DataFileWarning, read_mask, read_rgb, read_xyz
 from anomalib_cmdr.data.mvtec3d_ad import MVTec3DAD
+from anomalib_cmdr.data.samples import make_rgbxyz_samples
 from anomalib_cmdr.data.synthetic3d import Synthetic3D
 
 __all__ = [

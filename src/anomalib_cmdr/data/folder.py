@@ -39,7 +39,8 @@ from anomalib.data.utils import Split, TestSplitMode, ValSplitMode
 from torchvision.transforms.v2 import Transform
 
 from anomalib_cmdr.data.background import remove_background_tree
-from anomalib_cmdr.data.dataset import RGBXYZDataset, make_rgbxyz_samples
+from anomalib_cmdr.data.dataset import RGBXYZDataset
+from anomalib_cmdr.data.samples import make_rgbxyz_samples
 
 __all__ = ["RGBXYZFolder"]
 
