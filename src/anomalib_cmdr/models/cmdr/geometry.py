@@ -64,6 +64,62 @@ class PointGroups:
     interp_weight: torch.Tensor
 
 
+@dataclass
+class PointFeatures:
+    """Per-point features of one cloud, stored compactly.
+
+    Point ``n``'s feature is ``sum_j weight[n, j] * values[index[n, j]]`` (Point-MAE: the features of its 3
+    nearest centres, inverse-distance weighted), or ``values[n]`` when ``index`` is ``None`` (features
+    computed at every point, e.g. FPFH). Storing the centre features with the indices and weights takes a
+    fraction of the memory of the expanded ``(N, C)`` features.
+
+    Attributes:
+        values (torch.Tensor): ``(M, C)`` features (centres, or points when ``index`` is ``None``).
+        index (torch.Tensor | None): ``(N, k)`` rows of ``values`` that make each point's feature.
+        weight (torch.Tensor | None): ``(N, k)`` their weights.
+
+    Example:
+        >>> import torch
+        >>> features = PointFeatures(torch.eye(2), torch.tensor([[0, 1]]), torch.tensor([[0.25, 0.75]]))
+        >>> features.expand()
+        tensor([[0.2500, 0.7500]])
+    """
+
+    values: torch.Tensor
+    index: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+
+    def expand(self) -> torch.Tensor:
+        """The ``(N, C)`` per-point features."""
+        if self.index is None or self.weight is None:
+            return self.values
+        return (self.values[self.index] * self.weight.unsqueeze(-1)).sum(1)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the tensors."""
+        tensors = [t for t in (self.values, self.index, self.weight) if t is not None]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def to(self, device: torch.device | str) -> PointFeatures:
+        """The same features on ``device``."""
+        move = lambda t: t.to(device) if t is not None else None  # noqa: E731
+        return PointFeatures(move(self.values), move(self.index), move(self.weight))
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The tensors by name (indices as int32)."""
+        state = {"values": self.values}
+        if self.index is not None and self.weight is not None:
+            state.update(index=self.index.int(), weight=self.weight)
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> PointFeatures:
+        """Rebuild from :meth:`state`."""
+        index = state.get("index")
+        return cls(state["values"], index.long() if index is not None else None, state.get("weight"))
+
+
 def valid_point_mask(xyz: torch.Tensor) -> torch.Tensor:
     """Pixels of an organized cloud that hold a point (x, y and z all non-zero).
 
@@ -245,12 +301,12 @@ def group_points(points: torch.Tensor, num_group: int, group_size: int) -> Point
     return PointGroups(centre_index, group_index, interp_index, interp_weight)
 
 
-def scatter_to_grid(features: list[torch.Tensor], clouds: list[ValidPoints], height: int, width: int) -> torch.Tensor:
+def scatter_to_grid(features: list[torch.Tensor], pixels: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
     """Place per-point features at their pixels of a zero feature map.
 
     Args:
         features (list[torch.Tensor]): One ``(N_i, C)`` tensor per sample.
-        clouds (list[ValidPoints]): The samples' valid points (their ``index`` says where each point goes).
+        pixels (list[torch.Tensor]): One ``(N_i,)`` flat pixel index per sample (:attr:`ValidPoints.index`).
         height (int): Height of the organized cloud.
         width (int): Width of the organized cloud.
 
@@ -259,8 +315,8 @@ def scatter_to_grid(features: list[torch.Tensor], clouds: list[ValidPoints], hei
     """
     channels = features[0].shape[1]
     out = features[0].new_zeros(len(features), channels, height * width)
-    for i, (feature, cloud) in enumerate(zip(features, clouds, strict=True)):
-        out[i][:, cloud.index] = feature.T.to(out.dtype)
+    for i, (feature, index) in enumerate(zip(features, pixels, strict=True)):
+        out[i][:, index] = feature.T.to(out.dtype)
     return out.view(len(features), channels, height, width)
 
 

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from anomalib.data import InferenceBatch
 from torch import nn
-from torch.nn import functional
 
 from .anomaly_map import CMDRAnomalyMap, MapNormalization, Modality, feature_distance
 from .backbones.registry import create_xyz_backbone
 from .backbones.rgb import RGBBackbone
 from .calibration import DiscrepancyCalibration, Reduce
-from .geometry import gather_valid_points, pool_point_features, scatter_to_grid
+from .features import CMDRFeatures, SampleFeatures, assemble_features
+from .geometry import PointFeatures, gather_valid_points
 from .heads import HEADS, D3DVariant, Decoder2D, Decoder3D, Head, MappingMLP
 from .loss import masked_cosine_loss
 
@@ -40,21 +39,6 @@ logger = logging.getLogger(__name__)
 
 Calibration = Literal["none", "zscore"]
 MODALITIES = ("rgb+xyz", "rgb", "xyz")
-
-
-@dataclass
-class CMDRFeatures:
-    """Frozen features of a batch on the head grid.
-
-    Attributes:
-        rgb: ``(B, N, C2)`` 2D feature tokens, or ``None`` without the RGB branch.
-        xyz: ``(B, N, C3)`` 3D feature tokens, or ``None`` without the 3D branch.
-        valid: ``(B, N)`` pixels whose 3D feature is not all zero (all ``True`` without xyz).
-    """
-
-    rgb: torch.Tensor | None
-    xyz: torch.Tensor | None
-    valid: torch.Tensor
 
 
 def full_precision(tensor: torch.Tensor) -> torch.autocast:
@@ -210,48 +194,72 @@ class CMDRModel(nn.Module):
             raise ValueError(msg)
 
     @torch.no_grad()
-    def xyz_features(self, xyz: torch.Tensor) -> torch.Tensor:
-        """3D features on the head grid, ``(B, C3, h, w)`` (zero where no point is near).
+    def sample_features(self, rgb: torch.Tensor | None, xyz: torch.Tensor | None) -> list[SampleFeatures]:
+        """The frozen backbones' outputs, per sample and compact (what the feature cache stores).
 
-        Always computed in float32, also under mixed precision: half-precision distances pick wrong
-        nearest centres (bf16) or give NaN interpolation weights (fp16).
+        The 3D path (valid points, FPS, kNN, interpolation, the 3D extractor) always runs in float32, also
+        under mixed precision: half-precision distances pick wrong nearest centres (bf16) or give NaN
+        interpolation weights (fp16). The 2D backbone may run in mixed precision.
+
+        Args:
+            rgb (torch.Tensor | None): Normalised RGB ``(B, 3, H, W)`` (``None`` in ``xyz`` mode).
+            xyz (torch.Tensor | None): Organized clouds ``(B, 3, H, W)``, holes (0, 0, 0) (``None`` in ``rgb``
+                mode).
+
+        Returns:
+            list[SampleFeatures]: One per sample.
         """
-        with full_precision(xyz):
-            xyz = xyz.float()
-            clouds = gather_valid_points(xyz)
-            empty = [i for i, cloud in enumerate(clouds) if cloud.points.shape[0] == 0]
-            if empty:
-                logger.warning("Samples %s have no valid 3D point: their anomaly maps are all zero.", empty)
-            features = self.xyz_backbone([cloud.points for cloud in clouds])  # type: ignore[misc]
-            feature_map = scatter_to_grid(features, clouds, xyz.shape[-2], xyz.shape[-1])
-            return pool_point_features(feature_map, self.grid_size)
+        self._check_inputs(rgb, xyz)
+        reference = rgb if rgb is not None else xyz
+        batch, size = reference.shape[0], (int(reference.shape[-2]), int(reference.shape[-1]))  # type: ignore[union-attr]
+        maps: list[torch.Tensor | None] = [None] * batch
+        points: list[PointFeatures | None] = [None] * batch
+        pixels: list[torch.Tensor | None] = [None] * batch
+        if self.use_rgb:
+            maps = list(self.rgb_backbone(rgb).float().unbind(0))  # type: ignore[misc]
+        if self.use_xyz:
+            with full_precision(xyz):  # type: ignore[arg-type]
+                clouds = gather_valid_points(xyz.float())  # type: ignore[union-attr]
+                empty = [i for i, cloud in enumerate(clouds) if cloud.points.shape[0] == 0]
+                if empty:
+                    logger.warning("Samples %s have no valid 3D point: their anomaly maps are all zero.", empty)
+                points = list(self._point_features([cloud.points for cloud in clouds]))
+                pixels = [cloud.index for cloud in clouds]
+        return [SampleFeatures(maps[i], points[i], pixels[i], size) for i in range(batch)]
 
-    @torch.no_grad()
-    def rgb_features(self, rgb: torch.Tensor) -> torch.Tensor:
-        """2D features upsampled bilinearly to the head grid, ``(B, C2, h, w)``."""
-        features = self.rgb_backbone(rgb)  # type: ignore[misc]  # mixed precision allowed
-        with full_precision(features):
-            return functional.interpolate(features.float(), size=self.grid_size, mode="bilinear", align_corners=False)
+    def _point_features(self, clouds: list[torch.Tensor]) -> list[PointFeatures]:
+        """The 3D extractor's features, compact when it offers it (Point-MAE), else per point (FPFH)."""
+        compact = getattr(self.xyz_backbone, "compact", None)
+        if compact is not None:
+            return compact(clouds)
+        return [PointFeatures(features) for features in self.xyz_backbone(clouds)]  # type: ignore[misc]
+
+    def assemble(self, samples: list[SampleFeatures]) -> CMDRFeatures:
+        """Bring compact per-sample features onto the head grid (in float32).
+
+        Args:
+            samples (list[SampleFeatures]): From :meth:`sample_features` (or the feature cache).
+
+        Returns:
+            CMDRFeatures: The batch's features.
+        """
+        any_tensor = samples[0].rgb if samples[0].rgb is not None else samples[0].pixels
+        with full_precision(any_tensor):  # type: ignore[arg-type]
+            return assemble_features(samples, self.grid_size)
 
     @torch.no_grad()
     def extract_features(self, rgb: torch.Tensor | None, xyz: torch.Tensor | None) -> CMDRFeatures:
-        """Frozen features of both modalities as token sequences, with the valid mask.
+        """Frozen features of both modalities as token sequences on the head grid, with the valid mask.
 
         Args:
-            rgb: Normalised RGB ``(B, 3, H, W)`` (``None`` in ``xyz`` mode).
-            xyz: Organized clouds ``(B, 3, H, W)``, holes (0, 0, 0) (``None`` in ``rgb`` mode).
+            rgb (torch.Tensor | None): Normalised RGB ``(B, 3, H, W)`` (``None`` in ``xyz`` mode).
+            xyz (torch.Tensor | None): Organized clouds ``(B, 3, H, W)``, holes (0, 0, 0) (``None`` in ``rgb``
+                mode).
 
         Returns:
-            The batch's :class:`CMDRFeatures`.
+            CMDRFeatures: The batch's features.
         """
-        self._check_inputs(rgb, xyz)
-        f2d = self.rgb_features(rgb).flatten(2).transpose(1, 2) if self.use_rgb else None
-        f3d = self.xyz_features(xyz).flatten(2).transpose(1, 2) if self.use_xyz else None
-        if f3d is not None:
-            valid = (f3d != 0).any(dim=-1)
-        else:
-            valid = torch.ones(f2d.shape[:2], dtype=torch.bool, device=f2d.device)  # type: ignore[union-attr]
-        return CMDRFeatures(f2d, f3d, valid)
+        return self.assemble(self.sample_features(rgb, xyz))
 
     # ------------------------------------------------------------------ heads
     def predict_features(self, features: CMDRFeatures) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

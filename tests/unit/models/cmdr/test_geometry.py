@@ -78,7 +78,7 @@ def test_scatter_and_pool_keep_holes_zero():
     xyz[:, :, :8] = 0  # upper half has no points
     clouds = gather_valid_points(xyz)
     features = [torch.ones(c.points.shape[0], 5) for c in clouds]
-    grid = scatter_to_grid(features, clouds, 16, 16)
+    grid = scatter_to_grid(features, [cloud.index for cloud in clouds], 16, 16)
     assert grid.shape == (2, 5, 16, 16)
     assert grid[:, :, :8].abs().sum() == 0 and (grid[:, :, 8:] == 1).all()
     pooled = pool_point_features(grid, (16, 16))

@@ -184,11 +184,11 @@ def test_pointmae_batchnorm_modes(tiny_kwargs, clouds):
     running_kwargs = {**tiny_kwargs, "xyz_model_kwargs": {**tiny_kwargs["xyz_model_kwargs"], "batchnorm": "running"}}
     running = CMDRModel(**running_kwargs, grid_size=32, modality="xyz").eval()
     before = {k: v.clone() for k, v in sample.xyz_backbone.state_dict().items()}
-    a, b = sample.xyz_features(xyz), running.xyz_features(xyz)
+    a, b = sample.extract_features(None, xyz).xyz, running.extract_features(None, xyz).xyz
     assert not torch.allclose(a, b)
     assert all(torch.equal(v, sample.xyz_backbone.state_dict()[k]) for k, v in before.items())
     # per cloud: a sample's features do not depend on the other clouds of the batch
-    torch.testing.assert_close(sample.xyz_features(xyz[:1]), a[:1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(sample.extract_features(None, xyz[:1]).xyz, a[:1], rtol=1e-5, atol=1e-6)
 
 
 def test_pointmae_download_failure_is_clear_and_leaves_no_partial_file(tmp_path, monkeypatch, tiny_kwargs):

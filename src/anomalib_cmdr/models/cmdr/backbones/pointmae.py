@@ -35,7 +35,7 @@ from anomalib.models.image.cfm.components import POINTMAE_DOWNLOAD_INFO, Encoder
 from anomalib.utils.path import get_pretrained_weights_dir
 from torch import nn
 
-from ..geometry import PointGroups, group_points
+from ..geometry import PointFeatures, PointGroups, group_points
 from .weights import check_weight_file, unavailable
 
 logger = logging.getLogger(__name__)
@@ -204,15 +204,16 @@ class PointMAEExtractor(nn.Module):
         return [group_points(points, self.num_group, self.group_size) for points in clouds]
 
     @torch.no_grad()
-    def encode(self, clouds: list[torch.Tensor], groups: list[PointGroups]) -> list[torch.Tensor]:
-        """The dense stage: encode the groups of all clouds at once, interpolate back to the points.
+    def encode(self, clouds: list[torch.Tensor], groups: list[PointGroups]) -> list[PointFeatures]:
+        """The dense stage: encode the groups of all clouds at once.
 
         Args:
             clouds (list[torch.Tensor]): One ``(N_i, 3)`` cloud per sample.
             groups (list[PointGroups]): Their :meth:`group` output.
 
         Returns:
-            list[torch.Tensor]: One ``(N_i, out_dim)`` feature tensor per sample.
+            list[PointFeatures]: Per cloud, the ``(G, out_dim)`` centre features with each point's 3 nearest
+            centres and their weights (expand them with :meth:`PointFeatures.expand`).
         """
         centres = torch.stack([p[g.centre_index] for p, g in zip(clouds, groups, strict=True)])
         neighbourhoods = torch.stack([p[g.group_index] for p, g in zip(clouds, groups, strict=True)])
@@ -225,13 +226,20 @@ class PointMAEExtractor(nn.Module):
         outputs = self.blocks(tokens, self.pos_embed(centres))
         centre_features = torch.cat([self.norm(outputs[i]) for i in self.layers], dim=-1)  # (B, G, C)
         return [
-            (feats[g.interp_index] * g.interp_weight.unsqueeze(-1)).sum(1)
+            PointFeatures(feats, g.interp_index, g.interp_weight)
             for feats, g in zip(centre_features, groups, strict=True)
         ]
 
-    def forward(self, clouds: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Per-point features of each cloud (non-empty clouds; empty ones give empty tensors)."""
-        out: list[torch.Tensor | None] = [None] * len(clouds)
+    def compact(self, clouds: list[torch.Tensor]) -> list[PointFeatures]:
+        """Per-point features of each cloud, compact (centre features + interpolation); empty clouds allowed.
+
+        Args:
+            clouds (list[torch.Tensor]): One ``(N_i, 3)`` cloud per sample.
+
+        Returns:
+            list[PointFeatures]: One per cloud (an empty cloud gives ``(0, out_dim)`` values).
+        """
+        out: list[PointFeatures | None] = [None] * len(clouds)
         filled = [i for i, p in enumerate(clouds) if p.shape[0] > 0]
         if filled:
             subset = [clouds[i] for i in filled]
@@ -239,5 +247,16 @@ class PointMAEExtractor(nn.Module):
                 out[i] = feats
         for i, points in enumerate(clouds):
             if out[i] is None:
-                out[i] = points.new_zeros(0, self.out_dim)
+                out[i] = PointFeatures(points.new_zeros(0, self.out_dim))
         return out  # type: ignore[return-value]
+
+    def forward(self, clouds: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-point features of each cloud (non-empty clouds; empty ones give empty tensors).
+
+        Args:
+            clouds (list[torch.Tensor]): One ``(N_i, 3)`` cloud per sample.
+
+        Returns:
+            list[torch.Tensor]: One ``(N_i, out_dim)`` tensor per cloud.
+        """
+        return [features.expand() for features in self.compact(clouds)]

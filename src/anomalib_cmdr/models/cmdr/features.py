@@ -1,0 +1,162 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
+"""The frozen features of CMDR, per sample in compact form and per batch on the head grid.
+
+The backbones are frozen, so a sample's backbone outputs never change: they are computed once into a
+compact :class:`SampleFeatures` (the 2D backbone's native feature map, e.g. 28x28 tokens for ViT-B/8 at
+224 px, and the 3D extractor's :class:`~anomalib_cmdr.models.cmdr.geometry.PointFeatures`: Point-MAE's
+centre features with each point's interpolation indices and weights), which the feature cache can keep,
+and :func:`assemble_features` brings a batch of them onto the head grid. The model computes its features
+through the same two steps whether the cache is used or not, so both give the same numbers.
+
+Example:
+    >>> import torch
+    >>> from anomalib_cmdr.models.cmdr.geometry import PointFeatures
+    >>> sample = SampleFeatures(rgb=torch.rand(8, 4, 4), points=PointFeatures(torch.rand(3, 5)),
+    ...                         pixels=torch.tensor([0, 5, 9]), size=(4, 4))
+    >>> batch = assemble_features([sample, sample], grid_size=(4, 4))
+    >>> batch.rgb.shape, batch.xyz.shape, batch.valid.shape
+    (torch.Size([2, 16, 8]), torch.Size([2, 16, 5]), torch.Size([2, 16]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional
+
+from .geometry import PointFeatures, pool_point_features, scatter_to_grid
+
+
+@dataclass
+class CMDRFeatures:
+    """Frozen features of a batch on the head grid.
+
+    Attributes:
+        rgb (torch.Tensor | None): ``(B, N, C2)`` 2D feature tokens, or ``None`` without the RGB branch.
+        xyz (torch.Tensor | None): ``(B, N, C3)`` 3D feature tokens, or ``None`` without the 3D branch.
+        valid (torch.Tensor): ``(B, N)`` pixels whose 3D feature is not all zero (all ``True`` without xyz).
+    """
+
+    rgb: torch.Tensor | None
+    xyz: torch.Tensor | None
+    valid: torch.Tensor
+
+    def select(self, keep: torch.Tensor) -> CMDRFeatures:
+        """The features of the samples in ``keep``.
+
+        Args:
+            keep (torch.Tensor): ``(B,)`` boolean mask or indices.
+
+        Returns:
+            CMDRFeatures: The selected samples.
+        """
+        return CMDRFeatures(
+            self.rgb[keep] if self.rgb is not None else None,
+            self.xyz[keep] if self.xyz is not None else None,
+            self.valid[keep],
+        )
+
+
+@dataclass
+class SampleFeatures:
+    """The backbone outputs of one sample, compact (what the feature cache stores).
+
+    Attributes:
+        rgb (torch.Tensor | None): ``(C2, h', w')`` native 2D feature map, or ``None`` without RGB.
+        points (PointFeatures | None): Per-point 3D features of the valid points, or ``None`` without xyz.
+        pixels (torch.Tensor | None): ``(N,)`` flat (row-major) pixel index of each valid point.
+        size (tuple[int, int]): ``(H, W)`` of the organized cloud (the model's input size).
+    """
+
+    rgb: torch.Tensor | None
+    points: PointFeatures | None
+    pixels: torch.Tensor | None
+    size: tuple[int, int]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the tensors."""
+        tensors = [t for t in (self.rgb, self.pixels) if t is not None]
+        return sum(t.numel() * t.element_size() for t in tensors) + (self.points.nbytes if self.points else 0)
+
+    def to(self, device: torch.device | str) -> SampleFeatures:
+        """The same features on ``device``.
+
+        Args:
+            device (torch.device | str): Target device.
+
+        Returns:
+            SampleFeatures: A copy on ``device`` (``self`` when already there).
+        """
+        return SampleFeatures(
+            self.rgb.to(device) if self.rgb is not None else None,
+            self.points.to(device) if self.points is not None else None,
+            self.pixels.to(device) if self.pixels is not None else None,
+            self.size,
+        )
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """A flat dict of tensors (``torch.save``-able, loadable with ``weights_only=True``).
+
+        Returns:
+            dict[str, torch.Tensor]: The tensors; indices stored as int32.
+        """
+        state = {"size": torch.tensor(self.size)}
+        if self.rgb is not None:
+            state["rgb"] = self.rgb
+        if self.points is not None and self.pixels is not None:
+            state["pixels"] = self.pixels.int()
+            state.update({f"points.{key}": value for key, value in self.points.state().items()})
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> SampleFeatures:
+        """Rebuild from :meth:`state`.
+
+        Args:
+            state (dict[str, torch.Tensor]): The saved tensors.
+
+        Returns:
+            SampleFeatures: The features.
+        """
+        points = {key.removeprefix("points."): value for key, value in state.items() if key.startswith("points.")}
+        return cls(
+            rgb=state.get("rgb"),
+            points=PointFeatures.from_state(points) if points else None,
+            pixels=state["pixels"].long() if "pixels" in state else None,
+            size=(int(state["size"][0]), int(state["size"][1])),
+        )
+
+
+def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int]) -> CMDRFeatures:
+    """Bring a batch of compact features onto the head grid.
+
+    The 2D maps are upsampled bilinearly; the 3D features are expanded to the points, scattered to their
+    pixels and pooled the paper's way (3x3 mean, then adaptive mean); pixels whose 3D feature is all zero
+    are invalid. Runs in float32.
+
+    Args:
+        samples (list[SampleFeatures]): One per sample, all of one modality set and one input size.
+        grid_size (tuple[int, int]): ``(h, w)`` of the head grid.
+
+    Returns:
+        CMDRFeatures: The batch's token features and valid mask.
+    """
+    f2d = f3d = None
+    if samples[0].rgb is not None:
+        maps = torch.stack([sample.rgb for sample in samples]).float()  # type: ignore[misc]
+        f2d = functional.interpolate(maps, size=grid_size, mode="bilinear", align_corners=False)
+        f2d = f2d.flatten(2).transpose(1, 2)
+    if samples[0].points is not None:
+        height, width = samples[0].size
+        points = [sample.points.expand() for sample in samples]  # type: ignore[union-attr]
+        feature_map = scatter_to_grid(points, [sample.pixels for sample in samples], height, width)  # type: ignore[misc]
+        f3d = pool_point_features(feature_map, grid_size).flatten(2).transpose(1, 2)
+    if f3d is not None:
+        valid = (f3d != 0).any(dim=-1)
+    else:
+        valid = torch.ones(f2d.shape[:2], dtype=torch.bool, device=f2d.device)  # type: ignore[union-attr]
+    return CMDRFeatures(f2d, f3d, valid)
