@@ -43,6 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
+    from .features import CMDRFeatures
     from .torch_model import CMDRModel
 
 logger = logging.getLogger(__name__)
@@ -223,21 +224,20 @@ class CalibrationMixin:
         logger.info("CMDR calibration statistics computed on %d normal samples.", count)
         return count
 
-    def _normal_inputs(self, batches: Iterable[Any]) -> Iterator[tuple[torch.Tensor | None, torch.Tensor | None]]:
-        """Pre-processed ``(rgb, xyz)`` of the normal samples of each batch."""
+    def _normal_inputs(self, batches: Iterable[Any]) -> Iterator[CMDRFeatures]:
+        """Features of the normal samples of each batch (from the feature cache where it has them)."""
         for batch in batches:
             batch = self.transfer_batch_to_device(batch, self.device, 0)  # type: ignore[attr-defined]
             if self.pre_processor is not None:  # type: ignore[attr-defined]
                 self.pre_processor.prepare(batch)  # type: ignore[attr-defined]
-            rgb, xyz = self.model.inputs(batch)
+            features = self.batch_features(batch)  # type: ignore[attr-defined]
             labels = getattr(batch, "gt_label", None)
             if labels is not None and bool((labels != 0).any()):
                 keep = labels.view(-1) == 0
                 if not keep.any():
                     continue
-                rgb = rgb[keep] if rgb is not None else None
-                xyz = xyz[keep] if xyz is not None else None
-            yield rgb, xyz
+                features = features.select(keep)
+            yield features
 
     def _ensure_calibrated(self) -> None:
         """Before validation, test or prediction: (re)compute the statistics when missing or stale."""

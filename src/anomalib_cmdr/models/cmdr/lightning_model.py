@@ -42,6 +42,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 
 from .anomaly_map import MapNormalization, Modality
 from .calibration import CalibrationMixin
+from .feature_cache import FEATURE_CACHE_MODES, FeatureCacheMixin, FeatureCacheMode
 from .heads import D3DVariant
 from .pre_processor import RGBXYZPreProcessor
 from .torch_model import Calibration, CMDRModel
@@ -49,7 +50,7 @@ from .torch_model import Calibration, CMDRModel
 logger = logging.getLogger(__name__)
 
 
-class CMDR(CalibrationMixin, AnomalibModule):
+class CMDR(CalibrationMixin, FeatureCacheMixin, AnomalibModule):
     """CMDR-IAD as an anomalib model.
 
     Defaults reproduce the paper: DINO ViT-B/8 and Point-MAE (1024 groups of 128 points, blocks
@@ -90,6 +91,12 @@ class CMDR(CalibrationMixin, AnomalibModule):
             are computed on the training data before each validation after training (and by
             :meth:`calibrate`) and saved in the checkpoint. Defaults to ``"none"``.
         lr (float): Adam learning rate. Defaults to ``1e-3``.
+        feature_cache (FeatureCacheMode): Reuse each training sample's frozen backbone outputs in every
+            epoch after the first (and in the calibration pass): ``"auto"`` (in memory up to
+            ``feature_cache_memory_gb``, then on disk under ``<default_root_dir>/feature_cache``; only when
+            the datamodule applies no training augmentation, so it is exact), ``"memory"``, ``"disk"`` or
+            ``"off"``. Results are the same as without the cache. Defaults to ``"auto"``.
+        feature_cache_memory_gb (float): Memory the cache may take, in GiB. Defaults to ``4.0``.
         pre_processor (PreProcessor | bool): Pre-processor, or ``True`` for :class:`RGBXYZPreProcessor` at
             ``image_size``. Defaults to ``True``.
         post_processor (PostProcessor | bool): Post-processor or ``True`` for anomalib's default.
@@ -122,6 +129,8 @@ class CMDR(CalibrationMixin, AnomalibModule):
         map_normalization: MapNormalization = "aupro",
         calibration: Calibration = "none",
         lr: float = 1e-3,
+        feature_cache: FeatureCacheMode = "auto",
+        feature_cache_memory_gb: float = 4.0,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -137,6 +146,14 @@ class CMDR(CalibrationMixin, AnomalibModule):
         )
         self.save_hyperparameters(ignore=["pre_processor", "post_processor", "evaluator", "visualizer"])
         self.lr = lr
+        if feature_cache not in FEATURE_CACHE_MODES:
+            msg = f"feature_cache={feature_cache!r}: choose one of {FEATURE_CACHE_MODES}."
+            raise ValueError(msg)
+        if not feature_cache_memory_gb >= 0:
+            msg = f"feature_cache_memory_gb={feature_cache_memory_gb!r}: must be >= 0."
+            raise ValueError(msg)
+        self.feature_cache = feature_cache
+        self.feature_cache_memory_gb = float(feature_cache_memory_gb)
         self.model: CMDRModel = CMDRModel(
             rgb_backbone=rgb_backbone,
             rgb_layers=rgb_layers,
@@ -225,7 +242,7 @@ class CMDR(CalibrationMixin, AnomalibModule):
     def training_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Sum of the four head losses; a head whose loss is not finite is skipped for this step."""
         del args, kwargs
-        losses = self.model(*self.model.inputs(batch))
+        losses = self.model.losses(self.batch_features(batch))
         size = batch.batch_size if hasattr(batch, "batch_size") else None
         finite = {}
         for name, loss in losses.items():

@@ -332,14 +332,15 @@ class CMDRModel(nn.Module):
     @torch.no_grad()
     def calibrate(
         self,
-        batches: Iterable[tuple[torch.Tensor | None, torch.Tensor | None]],
+        batches: Iterable[tuple[torch.Tensor | None, torch.Tensor | None] | CMDRFeatures],
         reduce: Reduce | None = None,
     ) -> int:
         """Compute the ``calibration="zscore"`` statistics from normal samples (heads in eval mode).
 
         Args:
-            batches (Iterable[tuple[torch.Tensor | None, torch.Tensor | None]]): ``(rgb, xyz)`` pairs of normal
-                samples, pre-processed as for :meth:`forward` (``None`` for a modality the model does not use).
+            batches (Iterable[tuple[torch.Tensor | None, torch.Tensor | None] | CMDRFeatures]): ``(rgb, xyz)``
+                pairs of normal samples, pre-processed as for :meth:`forward` (``None`` for a modality the model
+                does not use), or their :class:`CMDRFeatures`.
             reduce (Reduce | None): Sums a tensor across processes (DDP); ``None`` for a single process.
                 Defaults to ``None``.
 
@@ -355,7 +356,10 @@ class CMDRModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            batch_maps = (self.discrepancies(self.extract_features(rgb, xyz)) for rgb, xyz in batches)
+            batch_maps = (
+                self.discrepancies(item if isinstance(item, CMDRFeatures) else self.extract_features(*item))
+                for item in batches
+            )
             return self.calibration.fit(batch_maps, reduce)
         finally:
             self.train(was_training)
