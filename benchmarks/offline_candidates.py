@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import time
 import warnings
 from pathlib import Path
@@ -65,9 +66,11 @@ def per_defect_type_auroc(engine: Engine, model: CMDR, datamodule: Synthetic3D) 
     return result
 
 
-def run(kwargs: dict, datamodule: Synthetic3D, epochs: int, image_size: int, grid_size: int, out: Path) -> dict:
+def run(
+    kwargs: dict, datamodule: Synthetic3D, epochs: int, image_size: int, grid_size: int, out: Path, seed: int = 0
+) -> dict:
     """Fit and test one candidate on one category; returns its test metrics and per-defect-type AUROC."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = CMDR(**kwargs, pretrained=False, image_size=image_size, grid_size=grid_size)
     engine = Engine(
         max_epochs=epochs,
@@ -96,32 +99,49 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--grid-size", type=int, default=64)
+    parser.add_argument("--grid-sizes", type=int, nargs="+", default=[64], help="head grids to compare")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="data and initialisation seeds")
     parser.add_argument("--out", type=Path, default=Path("results/offline_candidates"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("anomalib").setLevel(logging.ERROR)
 
     sizes = {"num_train": args.num_train, "num_test_good": args.num_test_good, "num_test_defect": args.num_test_defect}
-    root = args.root or Path(f"datasets/Synthetic3D-{args.num_train}-{args.num_test_good}-{args.num_test_defect}")
+    base = args.root or Path(f"datasets/Synthetic3D-{args.num_train}-{args.num_test_good}-{args.num_test_defect}")
     rows = []
     for name in args.candidates:
-        for category in args.categories:
-            datamodule = Synthetic3D(
-                root=root, category=category, train_batch_size=4, eval_batch_size=8, num_workers=0, **sizes
-            )
-            result = run(CANDIDATES[name], datamodule, args.epochs, args.image_size, args.grid_size, args.out)
-            rows.append((name, category, result))
-            print(name, category, result, flush=True)
-    types = sorted({t for _, _, r in rows for t in r["by_type"]})
-    print("\n| candidate | category | I-AUROC | P-AUROC | AUPRO@0.3 | fit+test s | " + " | ".join(types) + " |")
-    print("|---" * (6 + len(types)) + "|")
-    for name, category, r in rows:
+        for grid in args.grid_sizes:
+            for seed in args.seeds:
+                root = base if seed == 0 else base.with_name(f"{base.name}-seed{seed}")
+                for category in args.categories:
+                    datamodule = Synthetic3D(
+                        root=root, category=category, seed=seed, train_batch_size=4, eval_batch_size=8, num_workers=0,
+                        **sizes,
+                    )  # fmt: skip
+                    result = run(CANDIDATES[name], datamodule, args.epochs, args.image_size, grid, args.out, seed)
+                    label = f"{name}, grid {grid}" if len(args.grid_sizes) > 1 else name
+                    rows.append((label, category, seed, result))
+                    print(label, category, seed, result, flush=True)
+    types = sorted({t for *_, r in rows for t in r["by_type"]})
+    print("\n| candidate | category | seed | I-AUROC | P-AUROC | AUPRO@0.3 | fit+test s | " + " | ".join(types) + " |")
+    print("|---" * (7 + len(types)) + "|")
+    for name, category, seed, r in rows:
         cells = " | ".join(f"{r['by_type'].get(t, float('nan')):.2f}" for t in types)
         print(
-            f"| {name} | {category} | {r['image_AUROC']:.3f} | {r['pixel_AUROC']:.3f} | "
+            f"| {name} | {category} | {seed} | {r['image_AUROC']:.3f} | {r['pixel_AUROC']:.3f} | "
             f"{r['pixel_AUPRO@0.3']:.3f} | {r['seconds']:.0f} | {cells} |"
         )
+    print("\n| candidate | runs | I-AUROC mean ± std | P-AUROC mean ± std | AUPRO@0.3 mean ± std | fit+test s |")
+    print("|---|---|---|---|---|---|")
+    for label in dict.fromkeys(name for name, *_ in rows):
+        chosen = [r for name, *_, r in rows if name == label]
+        cells = []
+        for metric in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO@0.3"):
+            values = [r[metric] for r in chosen]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} ± {spread:.3f}")
+        seconds = statistics.mean(r["seconds"] for r in chosen)
+        print(f"| {label} | {len(chosen)} | {' | '.join(cells)} | {seconds:.0f} |")
 
 
 if __name__ == "__main__":
