@@ -75,6 +75,7 @@ def run(
     engine = Engine(
         max_epochs=epochs,
         default_root_dir=out,
+        check_val_every_n_epoch=epochs,  # validate (thresholds, calibration) once, after training
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         logger=False,
