@@ -7,6 +7,8 @@ Every anomalib subcommand works unchanged (``anomalib-cmdr train --model CMDR ..
 adds:
 
 - ``anomalib-cmdr synth ROOT``: write the embedded synthetic RGB + 3D dataset (MVTec 3D-AD layout).
+- ``anomalib-cmdr benchmark --config FILE``: CMDR against anomalib's models, every model x category x seed
+  through anomalib's Engine (see :mod:`anomalib_cmdr.benchmark`).
 
 Example:
     $ anomalib-cmdr synth ./datasets/Synthetic3D --image-size 128 --seed 0
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 PLUGIN_COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {}
 
@@ -80,6 +83,63 @@ def synth(argv: Sequence[str]) -> int:
 
         print(f"Preview written to {render_preview(root, args.preview)}")
     return 0
+
+
+@_command("benchmark", "benchmark CMDR against anomalib's models (model x category x seed)")
+def benchmark(argv: Sequence[str]) -> int:
+    """Run ``anomalib-cmdr benchmark``.
+
+    Args:
+        argv (Sequence[str]): Arguments after ``benchmark``.
+
+    Returns:
+        int: Exit status (1 when a job failed).
+    """
+    parser = argparse.ArgumentParser(
+        prog="anomalib-cmdr benchmark",
+        description="Fit and test every model of the config on every category and seed with anomalib's Engine, "
+        "each job in its own process; writes results.csv, summary.md and plots. Re-running resumes: finished jobs "
+        "are skipped. The flags override the config.",
+    )
+    parser.add_argument("--config", required=True, help="benchmark YAML, e.g. configs/benchmark/synthetic.yaml")
+    parser.add_argument("--root", help="data folder in the MVTec 3D-AD layout")
+    parser.add_argument("--categories", nargs="+", help="default: the config's, else every folder under root")
+    parser.add_argument("--models", nargs="+", help="labels of the config's models to run (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the config's)")
+    parser.add_argument("--output", help="output folder (default: the config's)")
+    args = parser.parse_args(list(argv))
+
+    from anomalib_cmdr.benchmark import BenchmarkConfig, run_benchmark
+    from anomalib_cmdr.benchmark.runner import load_results
+
+    try:
+        config = BenchmarkConfig.from_yaml(args.config)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    if args.root:
+        config.root, config.synthetic = Path(args.root), None if Path(args.root).is_dir() else config.synthetic
+    if args.categories:
+        config.categories = args.categories
+    if args.seeds:
+        config.seeds = args.seeds
+    if args.output:
+        config.output = Path(args.output)
+    if args.models:
+        unknown = sorted(set(args.models) - {spec.label for spec in config.models})
+        if unknown:
+            parser.error(f"--models: {unknown} not in the config; its labels: {[s.label for s in config.models]}")
+        config.models = [spec for spec in config.models if spec.label in args.models]
+    path = run_benchmark(config)
+    failed = int((load_results(path)["status"] != "ok").sum())
+    print(f"Results: {path}; summary: {path.parent / 'summary.md'}" + (f"; {failed} failed job(s)" if failed else ""))
+    return 1 if failed else 0
+
+
+def pd_read(path: Path):
+    """``results.csv`` as a table (pandas imported only for this command)."""
+    import pandas as pd
+
+    return pd.read_csv(path)
 
 
 def _print_plugin_help() -> None:
