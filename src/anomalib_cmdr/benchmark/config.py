@@ -81,6 +81,7 @@ class BenchmarkConfig:
         image_size (int): The input size of every model.
         synthetic (dict[str, Any] | None): ``Synthetic3D`` arguments used to generate missing categories;
             ``None``: the categories must exist.
+        data (dict[str, Any]): Further datamodule arguments (e.g. ``remove_background: true``).
         trainer (dict[str, Any]): ``Engine`` arguments (e.g. ``max_epochs``).
         train_batch_size (int): Training batch size.
         eval_batch_size (int): Evaluation batch size.
@@ -95,6 +96,7 @@ class BenchmarkConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     image_size: int = 128
     synthetic: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
     trainer: dict[str, Any] = field(default_factory=lambda: {"max_epochs": 1})
     train_batch_size: int = 8
     eval_batch_size: int = 8

@@ -99,6 +99,7 @@ def make_datamodule(config: BenchmarkConfig, spec: ModelSpec, category: str, see
         "train_batch_size": spec.train_batch_size or config.train_batch_size,
         "eval_batch_size": spec.eval_batch_size or config.eval_batch_size,
         "num_workers": config.num_workers,
+        **config.data,
     }
     if config.synthetic is not None:
         return Synthetic3D(root=config.root, category=category, **{**config.synthetic, **loader})

@@ -1,0 +1,47 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
+"""Baselines that need a switch anomalib does not offer, for offline benchmarks.
+
+anomalib 2.7's ``Cfm`` always asks timm for pretrained DINO weights and downloads Point-MAE's (falling back
+to random weights with only a warning). :class:`RandomInitCfm` is the same model built with random
+weights on purpose and without any network access, so that offline benchmark rows say what they are.
+
+Example:
+    >>> from anomalib_cmdr.benchmark.baselines import RandomInitCfm
+    >>> model = RandomInitCfm()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from anomalib.models import Cfm
+
+__all__ = ["RandomInitCfm"]
+
+
+class RandomInitCfm(Cfm):
+    """anomalib's CFM with random-weight DINO and Point-MAE (no download), for offline benchmarks.
+
+    Args:
+        **kwargs: ``Cfm`` arguments except ``pointmae_weights``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        from anomalib_cmdr.models.cmdr.backbones.registry import create_xyz_backbone
+
+        num_group, group_size = kwargs.get("num_group", 1024), kwargs.get("group_size", 128)
+        encoder = create_xyz_backbone("pointmae", pretrained=False, num_group=num_group, group_size=group_size)
+        release = Path(tempfile.mkdtemp(prefix="random_pointmae_")) / "pretrain.pth"
+        torch.save({"base_model": {f"MAE_encoder.{k}": v for k, v in encoder.state_dict().items()}}, release)
+        create = timm.create_model
+        timm.create_model = lambda *args, **options: create(*args, **{**options, "pretrained": False})
+        try:
+            super().__init__(pointmae_weights=release, **kwargs)
+        finally:
+            timm.create_model = create
