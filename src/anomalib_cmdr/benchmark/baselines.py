@@ -3,7 +3,7 @@
 
 """Baselines that need a switch anomalib does not offer, for offline benchmarks.
 
-anomalib 2.7's ``Cfm`` always asks timm for pretrained DINO weights and downloads Point-MAE's (falling back
+anomalib 2.7's ``CFM`` always asks timm for pretrained DINO weights and downloads Point-MAE's (falling back
 to random weights with only a warning). :class:`RandomInitCfm` is the same model built with random
 weights on purpose and without any network access, so that offline benchmark rows say what they are.
 
@@ -20,19 +20,21 @@ from typing import Any
 
 import timm
 import torch
-from anomalib.models import Cfm
+from anomalib.models import CFM
 
 __all__ = ["RandomInitCfm"]
 
 
-class RandomInitCfm(Cfm):
+class RandomInitCfm(CFM):
     """anomalib's CFM with random-weight DINO and Point-MAE (no download), for offline benchmarks.
 
     Args:
-        **kwargs: ``Cfm`` arguments except ``pointmae_weights``.
+        dynamic_img_size (bool): Build the ViT with timm's ``dynamic_img_size`` so that inputs other than
+            224 px work (anomalib's CFM fixes 224). Defaults to ``True``.
+        **kwargs: ``CFM`` arguments except ``pointmae_weights``.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, dynamic_img_size: bool = True, **kwargs: Any) -> None:
         from anomalib_cmdr.models.cmdr.backbones.registry import create_xyz_backbone
 
         num_group, group_size = kwargs.get("num_group", 1024), kwargs.get("group_size", 128)
@@ -40,7 +42,8 @@ class RandomInitCfm(Cfm):
         release = Path(tempfile.mkdtemp(prefix="random_pointmae_")) / "pretrain.pth"
         torch.save({"base_model": {f"MAE_encoder.{k}": v for k, v in encoder.state_dict().items()}}, release)
         create = timm.create_model
-        timm.create_model = lambda *args, **options: create(*args, **{**options, "pretrained": False})
+        resize = {"dynamic_img_size": True} if dynamic_img_size else {}
+        timm.create_model = lambda *args, **options: create(*args, **{**options, "pretrained": False, **resize})
         try:
             super().__init__(pointmae_weights=release, **kwargs)
         finally:
