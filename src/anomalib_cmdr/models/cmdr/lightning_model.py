@@ -45,12 +45,13 @@ from .calibration import CalibrationMixin
 from .feature_cache import FEATURE_CACHE_MODES, FeatureCacheMixin, FeatureCacheMode
 from .heads import D3DVariant
 from .pre_processor import RGBXYZPreProcessor
+from .pretrained import PretrainedBackbonesMixin
 from .torch_model import Calibration, CMDRModel
 
 logger = logging.getLogger(__name__)
 
 
-class CMDR(CalibrationMixin, FeatureCacheMixin, AnomalibModule):
+class CMDR(PretrainedBackbonesMixin, CalibrationMixin, FeatureCacheMixin, AnomalibModule):
     """CMDR-IAD as an anomalib model.
 
     Defaults reproduce the paper: DINO ViT-B/8 and Point-MAE (1024 groups of 128 points, blocks
@@ -75,7 +76,9 @@ class CMDR(CalibrationMixin, FeatureCacheMixin, AnomalibModule):
             ``{"batchnorm": "running"}`` or ``{"num_group": 512, "group_size": 64}`` for Point-MAE,
             ``{"voxel_size": 2.0}`` for FPFH. Defaults to ``None``.
         pretrained (bool): Use pretrained backbones (download, or ``rgb_weights``/``xyz_weights``).
-            ``False``: random weights, no network (tests, offline experiments). Defaults to ``True``.
+            ``False``: random weights, no network (tests, offline experiments). The weights load when a run
+            starts from scratch (fit, test, export or a forward call); a checkpoint holds them, so a trained
+            model loads without the weight files or a network. Defaults to ``True``.
         image_size (int): Model input side in pixels: the pre-processor brings RGB, point cloud and mask to
             it, and the anomaly map comes back at it. Defaults to ``224``.
         grid_size (int | None): Side of the head grid; ``None``: ``image_size`` (the paper).
@@ -157,18 +160,17 @@ class CMDR(CalibrationMixin, FeatureCacheMixin, AnomalibModule):
         self.model: CMDRModel = CMDRModel(
             rgb_backbone=rgb_backbone,
             rgb_layers=rgb_layers,
-            rgb_weights=rgb_weights,
             rgb_model_kwargs=rgb_model_kwargs,
             xyz_backbone=xyz_backbone,
-            xyz_weights=xyz_weights,
             xyz_model_kwargs=xyz_model_kwargs,
-            pretrained=pretrained,
+            pretrained=False,  # the pretrained weights load when a run starts from scratch (see pretrained.py)
             grid_size=grid_size or image_size,
             modality=modality,
             d3d_variant=d3d_variant,
             map_normalization=map_normalization,
             calibration=calibration,
         )
+        self.request_backbone_weights(pretrained, rgb_weights, xyz_weights, xyz_backbone, modality)
 
     # ------------------------------------------------------------------ anomalib configuration
     @classmethod
@@ -237,6 +239,7 @@ class CMDR(CalibrationMixin, FeatureCacheMixin, AnomalibModule):
         if isinstance(batch, torch.Tensor):
             msg = "CMDR takes a DepthBatch or a dict with 'image' and 'depth_map', not a bare tensor."
             raise TypeError(msg)
+        self.ensure_backbone_weights()
         return self.model(*self.model.inputs(batch))
 
     def training_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:

@@ -27,7 +27,7 @@ from anomalib.data import InferenceBatch
 from torch import nn
 
 from .anomaly_map import CMDRAnomalyMap, MapNormalization, Modality, feature_distance
-from .backbones.registry import create_xyz_backbone
+from .backbones.registry import create_xyz_backbone, get_xyz_backbone_variant
 from .backbones.rgb import RGBBackbone
 from .calibration import DiscrepancyCalibration, Reduce
 from .features import CMDRFeatures, SampleFeatures, assemble_features
@@ -113,6 +113,10 @@ class CMDRModel(nn.Module):
 
         self.rgb_backbone: RGBBackbone | None = None
         self.xyz_backbone: nn.Module | None = None
+        self._backbone_specs = {
+            "rgb": (rgb_backbone, rgb_layers, dict(rgb_model_kwargs or {})),
+            "xyz": (xyz_backbone, dict(xyz_model_kwargs or {})),
+        }
         if self.use_rgb:
             self.rgb_backbone = RGBBackbone(rgb_backbone, rgb_layers, pretrained, rgb_weights, rgb_model_kwargs)
         if self.use_xyz:
@@ -138,6 +142,46 @@ class CMDRModel(nn.Module):
         if head.source == "rgb":
             return Decoder2D(dims["rgb"], self.grid_size)
         return Decoder3D(dims["xyz"], self.grid_size[0] * self.grid_size[1], d3d_variant)
+
+    def load_pretrained_backbones(
+        self,
+        rgb_weights: str | Path | None = None,
+        xyz_weights: str | Path | None = None,
+    ) -> list[str]:
+        """Load pretrained weights into backbones built with random weights (``pretrained=False``).
+
+        The Lightning module builds its backbones without weights and loads them with this method only when
+        it trains from scratch, so a checkpoint (which holds every weight) loads without the weight files or
+        a network.
+
+        Args:
+            rgb_weights (str | Path | None): Local file for the 2D extractor; ``None``: the timm hub.
+                Defaults to ``None``.
+            xyz_weights (str | Path | None): Local file for the 3D extractor; ``None``: the variant's release.
+                Defaults to ``None``.
+
+        Returns:
+            list[str]: The backbones loaded (``"rgb"``, ``"xyz"``); weight-free extractors (FPFH) are skipped.
+
+        Raises:
+            WeightsUnavailableError: If the weights cannot be downloaded and no file was given.
+            FileNotFoundError: If a given file does not exist.
+        """
+        loaded = []
+        if self.rgb_backbone is not None:
+            name, layers, kwargs = self._backbone_specs["rgb"]
+            source = RGBBackbone(name, layers, True, rgb_weights, kwargs)
+            self.rgb_backbone.load_state_dict(source.state_dict())
+            loaded.append("rgb")
+        if self.xyz_backbone is not None and get_xyz_backbone_variant(self._backbone_specs["xyz"][0]).weight_free:
+            if xyz_weights is not None:
+                create_xyz_backbone(self._backbone_specs["xyz"][0], True, xyz_weights)  # raises the clear error
+        elif self.xyz_backbone is not None:
+            name, kwargs = self._backbone_specs["xyz"]
+            source = create_xyz_backbone(name, True, xyz_weights, **kwargs)
+            self.xyz_backbone.load_state_dict(source.state_dict())
+            loaded.append("xyz")
+        return loaded
 
     def heads(self) -> dict[str, nn.Module]:
         """The trained heads present in this modality, by name (``d2m``, ``d3m``, ``d2r``, ``d3r``).
