@@ -131,12 +131,56 @@ class SampleFeatures:
         )
 
 
+def rgb_tokens(maps: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+    """2D feature maps as tokens on the head grid (bilinear upsampling).
+
+    Args:
+        maps (torch.Tensor): ``(B, C2, h', w')`` backbone feature maps.
+        grid_size (tuple[int, int]): ``(h, w)`` of the head grid.
+
+    Returns:
+        torch.Tensor: ``(B, h * w, C2)`` tokens.
+    """
+    maps = functional.interpolate(maps.float(), size=grid_size, mode="bilinear", align_corners=False)
+    return maps.flatten(2).transpose(1, 2)
+
+
+def xyz_tokens(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+    """Scattered per-pixel 3D features as tokens on the head grid (the paper's pooling).
+
+    Args:
+        feature_map (torch.Tensor): ``(B, C3, H, W)`` features at the pixels that hold a point, zero elsewhere.
+        grid_size (tuple[int, int]): ``(h, w)`` of the head grid.
+
+    Returns:
+        torch.Tensor: ``(B, h * w, C3)`` tokens.
+    """
+    return pool_point_features(feature_map, grid_size).flatten(2).transpose(1, 2)
+
+
+def token_features(f2d: torch.Tensor | None, f3d: torch.Tensor | None) -> CMDRFeatures:
+    """Tokens of the modalities with the valid mask: pixels whose 3D feature is not all zero (all without 3D).
+
+    Args:
+        f2d (torch.Tensor | None): ``(B, N, C2)`` from :func:`rgb_tokens`, or ``None``.
+        f3d (torch.Tensor | None): ``(B, N, C3)`` from :func:`xyz_tokens`, or ``None``.
+
+    Returns:
+        CMDRFeatures: The batch's features.
+    """
+    if f3d is not None:
+        valid = (f3d != 0).any(dim=-1)
+    else:
+        valid = torch.ones(f2d.shape[:2], dtype=torch.bool, device=f2d.device)  # type: ignore[union-attr]
+    return CMDRFeatures(f2d, f3d, valid)
+
+
 def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int]) -> CMDRFeatures:
     """Bring a batch of compact features onto the head grid.
 
-    The 2D maps are upsampled bilinearly; the 3D features are expanded to the points, scattered to their
-    pixels and pooled the paper's way (3x3 mean, then adaptive mean); pixels whose 3D feature is all zero
-    are invalid. Runs in float32.
+    The 2D maps are upsampled bilinearly (:func:`rgb_tokens`); the 3D features are expanded to the points,
+    scattered to their pixels and pooled the paper's way (:func:`xyz_tokens`: 3x3 mean, then adaptive mean);
+    pixels whose 3D feature is all zero are invalid. Runs in float32.
 
     Args:
         samples (list[SampleFeatures]): One per sample, all of one modality set and one input size.
@@ -147,16 +191,10 @@ def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int])
     """
     f2d = f3d = None
     if samples[0].rgb is not None:
-        maps = torch.stack([sample.rgb for sample in samples]).float()  # type: ignore[misc]
-        f2d = functional.interpolate(maps, size=grid_size, mode="bilinear", align_corners=False)
-        f2d = f2d.flatten(2).transpose(1, 2)
+        f2d = rgb_tokens(torch.stack([sample.rgb for sample in samples]), grid_size)  # type: ignore[misc]
     if samples[0].points is not None:
         height, width = samples[0].size
         points = [sample.points.expand() for sample in samples]  # type: ignore[union-attr]
         feature_map = scatter_to_grid(points, [sample.pixels for sample in samples], height, width)  # type: ignore[misc]
-        f3d = pool_point_features(feature_map, grid_size).flatten(2).transpose(1, 2)
-    if f3d is not None:
-        valid = (f3d != 0).any(dim=-1)
-    else:
-        valid = torch.ones(f2d.shape[:2], dtype=torch.bool, device=f2d.device)  # type: ignore[union-attr]
-    return CMDRFeatures(f2d, f3d, valid)
+        f3d = xyz_tokens(feature_map, grid_size)
+    return token_features(f2d, f3d)

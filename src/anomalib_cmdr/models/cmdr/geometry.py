@@ -301,6 +301,49 @@ def group_points(points: torch.Tensor, num_group: int, group_size: int) -> Point
     return PointGroups(centre_index, group_index, interp_index, interp_weight)
 
 
+def stack_groups(clouds: list[torch.Tensor], groups: list[PointGroups]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centred kNN groups and the centres of each cloud, stacked (the 3D encoder's dense input).
+
+    Args:
+        clouds (list[torch.Tensor]): One ``(N_i, 3)`` cloud per sample.
+        groups (list[PointGroups]): Their :func:`group_points` output.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: ``(B, G, K, 3)`` groups (relative to their centre) and ``(B, G, 3)``
+        centres.
+    """
+    centres = torch.stack([p[g.centre_index] for p, g in zip(clouds, groups, strict=True)])
+    neighbourhoods = torch.stack([p[g.group_index] for p, g in zip(clouds, groups, strict=True)])
+    return neighbourhoods - centres.unsqueeze(2), centres
+
+
+def pixel_interpolation(
+    groups: list[PointGroups | None],
+    pixels: list[torch.Tensor],
+    num_pixels: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pixel's 3 nearest centres and weights, zero weights where the pixel holds no point.
+
+    With these, the per-pixel 3D features of a batch are a dense gather,
+    ``sum_j weight[b, p, j] * centre_features[b, index[b, p, j]]``, which traces into a static graph.
+
+    Args:
+        groups (list[PointGroups | None]): Per sample, :func:`group_points` output (``None`` for an empty cloud).
+        pixels (list[torch.Tensor]): Per sample, the flat pixel index of each valid point.
+        num_pixels (int): ``H * W``.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: ``(B, H * W, 3)`` long indices and float weights.
+    """
+    device = pixels[0].device
+    index = torch.zeros(len(groups), num_pixels, 3, dtype=torch.long, device=device)
+    weight = torch.zeros(len(groups), num_pixels, 3, dtype=torch.float32, device=device)
+    for i, (group, pixel) in enumerate(zip(groups, pixels, strict=True)):
+        if group is not None:
+            index[i, pixel], weight[i, pixel] = group.interp_index, group.interp_weight.float()
+    return index, weight
+
+
 def scatter_to_grid(features: list[torch.Tensor], pixels: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
     """Place per-point features at their pixels of a zero feature map.
 

@@ -126,7 +126,7 @@ class WindowAttention(nn.Module):
         pad = (-tokens) % self.window_size
         qkv = functional.pad(qkv, (0, 0, 0, pad))
         windows = (tokens + pad) // self.window_size
-        q, k, v = qkv.reshape(3, batch, heads, windows, self.window_size, head_dim).unbind(0)
+        q, k, v = qkv.reshape(3, batch * heads, windows, self.window_size, head_dim).unbind(0)  # 4D: ONNX-exportable
         out = functional.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         out = out.reshape(batch, heads, tokens + pad, head_dim)[:, :, :tokens]
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(batch, tokens, channels)))

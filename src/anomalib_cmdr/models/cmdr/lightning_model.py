@@ -40,6 +40,8 @@ from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
+from anomalib_cmdr.deploy.export import CMDRExportMixin
+
 from .anomaly_map import MapNormalization, Modality
 from .calibration import CalibrationMixin
 from .feature_cache import FEATURE_CACHE_MODES, FeatureCacheMixin, FeatureCacheMode
@@ -51,7 +53,7 @@ from .torch_model import Calibration, CMDRModel
 logger = logging.getLogger(__name__)
 
 
-class CMDR(PretrainedBackbonesMixin, CalibrationMixin, FeatureCacheMixin, AnomalibModule):
+class CMDR(PretrainedBackbonesMixin, CalibrationMixin, FeatureCacheMixin, CMDRExportMixin, AnomalibModule):
     """CMDR-IAD as an anomalib model.
 
     Defaults reproduce the paper: DINO ViT-B/8 and Point-MAE (1024 groups of 128 points, blocks

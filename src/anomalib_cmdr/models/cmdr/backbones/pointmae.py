@@ -35,7 +35,7 @@ from anomalib.models.image.cfm.components import POINTMAE_DOWNLOAD_INFO, Encoder
 from anomalib.utils.path import get_pretrained_weights_dir
 from torch import nn
 
-from ..geometry import PointFeatures, PointGroups, group_points
+from ..geometry import PointFeatures, PointGroups, group_points, stack_groups
 from .weights import check_weight_file, unavailable
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,16 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
             norm.num_batches_tracked.copy_(tracked)
 
 
+def _sample_norm(feature: torch.Tensor, norm: nn.BatchNorm1d, batch: int) -> torch.Tensor:
+    """BatchNorm with the statistics of each sample's own groups (``feature`` is ``(B * G, C, K)``)."""
+    grouped = feature.reshape(batch, -1, feature.shape[1], feature.shape[2])
+    mean = grouped.mean(dim=(1, 3), keepdim=True)
+    var = ((grouped - mean) ** 2).mean(dim=(1, 3), keepdim=True)
+    normed = (grouped - mean) / torch.sqrt(var + norm.eps)
+    normed = normed * norm.weight[None, None, :, None] + norm.bias[None, None, :, None]
+    return normed.reshape(feature.shape)
+
+
 class PointMAEExtractor(nn.Module):
     """Point-MAE features for every valid point of each cloud.
 
@@ -203,6 +213,59 @@ class PointMAEExtractor(nn.Module):
         """The data-dependent stage: FPS, kNN groups and interpolation indices of each cloud."""
         return [group_points(points, self.num_group, self.group_size) for points in clouds]
 
+    def group_tokens(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
+        """The mini-PointNet's token of every group, BatchNorm as ``batchnorm`` says.
+
+        With ``batchnorm="sample"`` each cloud is encoded alone (its own statistics), as the authors do.
+
+        Args:
+            neighbourhoods (torch.Tensor): ``(B, G, K, 3)`` centred groups.
+
+        Returns:
+            torch.Tensor: ``(B, G, embed_dim)`` tokens.
+        """
+        if self.batchnorm == "sample":
+            with batch_statistics(self.encoder):
+                return torch.cat([self.encoder(group[None]) for group in neighbourhoods])
+        return self.encoder(neighbourhoods)
+
+    def group_tokens_dense(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
+        """:meth:`group_tokens` as one dense computation over the batch (traceable, for export).
+
+        The per-cloud BatchNorm statistics are computed with tensor reductions instead of a loop over the
+        clouds; the result equals :meth:`group_tokens` up to float32 rounding.
+
+        Args:
+            neighbourhoods (torch.Tensor): ``(B, G, K, 3)`` centred groups.
+
+        Returns:
+            torch.Tensor: ``(B, G, embed_dim)`` tokens.
+        """
+        if self.batchnorm != "sample":
+            return self.encoder(neighbourhoods)
+        batch, num_group, size, _ = neighbourhoods.shape
+        conv1, norm1, _, conv2 = self.encoder.first_conv
+        conv3, norm2, _, conv4 = self.encoder.second_conv
+        feature = neighbourhoods.reshape(batch * num_group, size, 3).transpose(2, 1)
+        feature = conv2(torch.relu(_sample_norm(conv1(feature), norm1, batch)))
+        pooled = torch.max(feature, dim=2, keepdim=True)[0]
+        feature = torch.cat([pooled.expand(-1, -1, size), feature], dim=1)
+        feature = conv4(torch.relu(_sample_norm(conv3(feature), norm2, batch)))
+        return torch.max(feature, dim=2)[0].reshape(batch, num_group, self.encoder.encoder_channel)
+
+    def centre_features(self, tokens: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """The transformer's features of every centre: the chosen blocks' outputs, normed and concatenated.
+
+        Args:
+            tokens (torch.Tensor): ``(B, G, embed_dim)`` from :meth:`group_tokens`.
+            centres (torch.Tensor): ``(B, G, 3)``.
+
+        Returns:
+            torch.Tensor: ``(B, G, out_dim)``.
+        """
+        outputs = self.blocks(tokens, self.pos_embed(centres))
+        return torch.cat([self.norm(outputs[i]) for i in self.layers], dim=-1)
+
     @torch.no_grad()
     def encode(self, clouds: list[torch.Tensor], groups: list[PointGroups]) -> list[PointFeatures]:
         """The dense stage: encode the groups of all clouds at once.
@@ -215,16 +278,8 @@ class PointMAEExtractor(nn.Module):
             list[PointFeatures]: Per cloud, the ``(G, out_dim)`` centre features with each point's 3 nearest
             centres and their weights (expand them with :meth:`PointFeatures.expand`).
         """
-        centres = torch.stack([p[g.centre_index] for p, g in zip(clouds, groups, strict=True)])
-        neighbourhoods = torch.stack([p[g.group_index] for p, g in zip(clouds, groups, strict=True)])
-        neighbourhoods = neighbourhoods - centres.unsqueeze(2)
-        if self.batchnorm == "sample":
-            with batch_statistics(self.encoder):
-                tokens = torch.cat([self.encoder(group[None]) for group in neighbourhoods])
-        else:
-            tokens = self.encoder(neighbourhoods)
-        outputs = self.blocks(tokens, self.pos_embed(centres))
-        centre_features = torch.cat([self.norm(outputs[i]) for i in self.layers], dim=-1)  # (B, G, C)
+        neighbourhoods, centres = stack_groups(clouds, groups)
+        centre_features = self.centre_features(self.group_tokens(neighbourhoods), centres)  # (B, G, C)
         return [
             PointFeatures(feats, g.interp_index, g.interp_weight)
             for feats, g in zip(centre_features, groups, strict=True)
