@@ -152,7 +152,8 @@ class DeploySpec:
             msg = f"{path}: unreadable ({error})."
             raise ExportFolderError(msg) from error
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            msg = f"{path}: not the metadata of a CMDR export (format {data.get('format') if isinstance(data, dict) else None!r})."
+            found = data.get("format") if isinstance(data, dict) else None
+            msg = f"{path}: not the metadata of a CMDR export (format {found!r})."
             raise ExportFolderError(msg)
         if int(data.get("format_version", 0)) > FORMAT_VERSION:
             msg = f"{path}: format version {data['format_version']} is newer than this anomalib-cmdr reads; upgrade."
