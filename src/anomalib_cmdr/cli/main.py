@@ -9,6 +9,8 @@ adds:
 - ``anomalib-cmdr synth ROOT``: write the embedded synthetic RGB + 3D dataset (MVTec 3D-AD layout).
 - ``anomalib-cmdr benchmark --config FILE``: CMDR against anomalib's models, every model x category x seed
   through anomalib's Engine (see :mod:`anomalib_cmdr.benchmark`).
+- ``anomalib-cmdr infer --model EXPORT --rgb PNG --xyz TIFF [--output DIR]``: score parts with an exported
+  CMDR (OpenVINO or ONNX; see :mod:`anomalib_cmdr.deploy`).
 
 Example:
     $ anomalib-cmdr synth ./datasets/Synthetic3D --image-size 128 --seed 0
@@ -133,6 +135,46 @@ def benchmark(argv: Sequence[str]) -> int:
     failed = int((load_results(path)["status"] != "ok").sum())
     print(f"Results: {path}; summary: {path.parent / 'summary.md'}" + (f"; {failed} failed job(s)" if failed else ""))
     return 1 if failed else 0
+
+
+@_command("infer", "score RGB + point cloud files with an exported (OpenVINO/ONNX) CMDR")
+def infer(argv: Sequence[str]) -> int:
+    """Run ``anomalib-cmdr infer``.
+
+    Args:
+        argv (Sequence[str]): Arguments after ``infer``.
+
+    Returns:
+        int: Exit status.
+    """
+    parser = argparse.ArgumentParser(
+        prog="anomalib-cmdr infer",
+        description="Score parts with a CMDR exported by `anomalib export --model CMDR --export_type openvino` "
+        "(or onnx). Prints score and label per sample; with --output, writes a picture per sample and "
+        "predictions.csv there.",
+    )
+    parser.add_argument("--model", required=True, help="export folder (.../weights/openvino) or its model.xml")
+    parser.add_argument("--rgb", help="RGB image, or a folder of images (paired with --xyz by file name)")
+    parser.add_argument("--xyz", help="organized point cloud TIFF, or a folder of them")
+    parser.add_argument("--input", help="a folder of samples (rgb/NAME.png + xyz/NAME.tiff, or NAME.png + NAME.tiff)")
+    parser.add_argument("--output", help="folder for the pictures and predictions.csv")
+    parser.add_argument("--device", default="CPU", help="OpenVINO device: CPU (default), GPU or AUTO")
+    args = parser.parse_args(list(argv))
+
+    from anomalib_cmdr.data.io import DataFileError
+    from anomalib_cmdr.deploy.folder_inference import infer_files
+    from anomalib_cmdr.deploy.inferencer import DeviceUnavailableError
+
+    try:
+        rows = infer_files(args.model, args.rgb, args.xyz, args.input, args.output, args.device, report=print)
+    except (DataFileError, DeviceUnavailableError, FileNotFoundError, ValueError) as error:
+        parser.exit(2, f"anomalib-cmdr infer: error: {error}\n")
+    anomalous = sum(1 for row in rows if row["pred_label"])
+    print(
+        f"{len(rows)} sample(s), {anomalous} anomalous"
+        + (f"; pictures and predictions.csv in {args.output}" if args.output else "")
+    )
+    return 0
 
 
 def pd_read(path: Path):

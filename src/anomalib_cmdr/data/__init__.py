@@ -13,6 +13,7 @@ from anomalib_cmdr.data.dataset import RGBXYZDataset
 from anomalib_cmdr.data.folder import RGBXYZFolder
 from anomalib_cmdr.data.io import DataFileError, DataFileWarning, read_mask, read_rgb, read_xyz
 from anomalib_cmdr.data.mvtec3d_ad import MVTec3DAD
+from anomalib_cmdr.data.predict import RGBXYZPredictDataset, find_sample_pairs
 from anomalib_cmdr.data.samples import make_rgbxyz_samples
 from anomalib_cmdr.data.synthetic3d import Synthetic3D
 
@@ -22,7 +23,9 @@ __all__ = [
     "MVTec3DAD",
     "RGBXYZDataset",
     "RGBXYZFolder",
+    "RGBXYZPredictDataset",
     "Synthetic3D",
+    "find_sample_pairs",
     "make_rgbxyz_samples",
     "read_mask",
     "read_rgb",

@@ -38,6 +38,7 @@ from anomalib.models.components import AnomalibModule
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
+from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
 from anomalib_cmdr.deploy.export import CMDRExportMixin
@@ -47,6 +48,7 @@ from .calibration import CalibrationMixin
 from .feature_cache import FEATURE_CACHE_MODES, FeatureCacheMixin, FeatureCacheMode
 from .heads import D3DVariant
 from .pre_processor import RGBXYZPreProcessor
+from .predictions import PredictionTable
 from .pretrained import PretrainedBackbonesMixin
 from .torch_model import Calibration, CMDRModel
 
@@ -210,6 +212,12 @@ class CMDR(PretrainedBackbonesMixin, CalibrationMixin, FeatureCacheMixin, CMDREx
             aupro.name = f"pixel_AUPRO@{limit:g}"
             metrics.append(aupro)
         return Evaluator(test_metrics=metrics)
+
+    def configure_callbacks(self) -> list[Callback]:
+        """Anomalib's components, plus :class:`~.predictions.PredictionTable` (``predictions.csv`` of ``predict``)."""
+        callbacks = super().configure_callbacks()
+        callbacks = list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
+        return [*callbacks, PredictionTable()]
 
     @property
     def learning_type(self) -> LearningType:
