@@ -96,10 +96,11 @@ class CMDROpenVINOInferencer:
             ``metadata.json``) or its ``.xml`` file; an ONNX export folder (``.../weights/onnx``) works too.
         device (str): ``"CPU"``, ``"GPU"`` or ``"AUTO"`` (OpenVINO picks; falls back to the CPU). Defaults to
             ``"CPU"``.
-        config (dict[str, Any] | None): OpenVINO compile properties. ``None``: on the CPU, FP32 exports run
-            with ``INFERENCE_PRECISION_HINT=f32`` (CPUs with bf16 units otherwise compute in bf16, which
-            changes maps by about 1 %); pass ``{"INFERENCE_PRECISION_HINT": "bf16"}`` for speed. Defaults to
-            ``None``.
+        config (dict[str, Any] | None): OpenVINO compile properties. ``None``: on the CPU, float computations
+            run with ``INFERENCE_PRECISION_HINT=f32`` whatever the export's precision (CPUs with bf16 units
+            otherwise compute in bf16, which moves CMDR's normalised scores by several hundredths; see
+            docs/deployment.md); pass ``{"INFERENCE_PRECISION_HINT": "bf16"}`` to trade that for speed.
+            Defaults to ``None``.
 
     Raises:
         ExportFolderError: If the folder or one of its files is missing or not a CMDR export.
@@ -128,7 +129,7 @@ class CMDROpenVINOInferencer:
             )
             raise DeviceUnavailableError(msg)
         if config is None:
-            config = {"INFERENCE_PRECISION_HINT": "f32"} if device == "CPU" and self.spec.precision == "FP32" else {}
+            config = {"INFERENCE_PRECISION_HINT": "f32"} if device == "CPU" else {}
         self.device = device
         self.model = core.compile_model(core.read_model(xml), device, config)
         self.builder = GraphInputBuilder(self.spec)
