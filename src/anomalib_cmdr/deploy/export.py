@@ -152,6 +152,18 @@ def calibration_inputs(graph: CMDRDeployGraph, spec: DeploySpec, datamodule: Ano
     return samples
 
 
+def _compression_type(value: CompressionType | str | None) -> CompressionType | None:
+    """``CompressionType`` from the enum, its value (``"fp16"``) or its name (``"FP16"``)."""
+    if value is None or isinstance(value, CompressionType):
+        return value
+    try:
+        return CompressionType(str(value).lower())
+    except ValueError:
+        choices = [c.name for c in CompressionType]
+        msg = f"compression_type={value!r}: choose one of {choices} (or leave it out for FP32)."
+        raise ValueError(msg) from None
+
+
 class CMDRExportMixin:
     """``to_onnx`` / ``to_openvino`` of :class:`~anomalib_cmdr.CMDR` (anomalib's signatures, multi-input graph)."""
 
@@ -235,7 +247,7 @@ class CMDRExportMixin:
 
         del metric, task, max_drop, onnx_kwargs
         _check_input_size(self, input_size)
-        compression = CompressionType(compression_type) if compression_type is not None else None
+        compression = _compression_type(compression_type)
         if compression == CompressionType.INT8_ACQ:
             msg = "compression_type=INT8_ACQ is not supported for CMDR; use INT8_PTQ (or INT8 for weights only)."
             raise ValueError(msg)
