@@ -95,10 +95,10 @@ def prediction_panel(
     if rgb is not None:
         bases.append(("RGB", _rgb_image(rgb)))
     if xyz is not None:
-        bases.append(("Depth (holes black)", depth_image(xyz)))
+        bases.append(("Depth", depth_image(xyz)))
     panels.extend(bases)
     for name, base in bases:
-        panels.append((f"Anomaly map on {name.split()[0]}", overlay_images(base, heat, alpha=0.5)))
+        panels.append((f"Map on {name.lower() if name == 'Depth' else name}", overlay_images(base, heat, alpha=0.5)))
     if not bases:
         panels.append(("Anomaly map", heat))
     base = bases[0][1] if bases else heat
@@ -109,10 +109,10 @@ def prediction_panel(
             overlays.append(
                 visualize_mask(np.asarray(gt_mask).squeeze().astype(bool), mode="contour", color=(0, 255, 0))
             )
-        title = "Predicted (red)" + (" / true (green) mask" if gt_mask is not None else " mask")
+        title = "Pred. red, true green" if gt_mask is not None else "Predicted mask"
         panels.append((title, overlay_images(base, overlays, alpha=1.0)))
     verdict = "" if label is None else (" ANOMALOUS" if label else " normal")
-    titled = [add_text_to_image(image.convert("RGB").resize((256, 256)), text) for text, image in panels]
+    titled = [add_text_to_image(image.convert("RGB").resize((256, 256)), text, size=20) for text, image in panels]
     grid = create_image_grid(titled, nrow=len(titled))
     framed = Image.new("RGB", (grid.width, grid.height + 36))
     framed.paste(grid.convert("RGB"), (0, 36))
