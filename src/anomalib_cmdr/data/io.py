@@ -98,8 +98,8 @@ def _open_image(path: str | Path, what: str) -> Image.Image:
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as an 8-bit RGB array.
 
-    Grayscale, palette, RGBA and other PIL modes are converted to RGB (alpha is dropped); 16-bit grayscale is
-    scaled to 8 bits.
+    Grayscale, palette, RGBA and other PIL modes are converted to RGB (alpha is dropped); 16-bit (and 32-bit
+    integer) grayscale is scaled to 8 bits by 1/257 whatever its values, float grayscale is taken to be in [0, 1].
 
     Args:
         path (str | Path): Image file (PNG, JPEG, ... anything PIL reads).
@@ -124,8 +124,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
         if not np.isfinite(array).all():
             msg = f"{path}: RGB image ({image.mode}) contains NaN or inf values"
             raise DataFileError(msg)
-        if image.mode.startswith("I") and array.size and array.max() > _EIGHT_BIT_MAX:
-            array = array / 257.0  # 16-bit -> 8-bit
+        if image.mode.startswith("I"):
+            array = array / 257.0  # 16-bit -> 8-bit, by the mode (not the values: the same raw value reads the same)
         elif image.mode.startswith("F"):
             array = array * _EIGHT_BIT_MAX  # float images are taken to be in [0, 1]
         gray = np.clip(np.rint(array), 0, _EIGHT_BIT_MAX).astype(np.uint8)
@@ -140,7 +140,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a ground-truth mask: every non-zero pixel is anomalous.
 
-    Multi-channel masks are anomalous where any colour channel is non-zero (an alpha channel is ignored).
+    Multi-channel masks are anomalous where any colour channel is non-zero (an alpha channel is ignored, also
+    in greyscale + alpha PNGs).
 
     Args:
         path (str | Path): Mask image file (usually PNG).
@@ -163,7 +164,8 @@ def read_mask(path: str | Path) -> np.ndarray:
         image = image.convert("RGBA" if image.mode == "PA" else "RGB")
     mask = np.asarray(image)
     if mask.ndim == _RGB_CHANNELS:
-        mask = mask[..., :_RGB_CHANNELS].any(axis=2)
+        colours = 1 if image.mode in {"LA", "La"} else _RGB_CHANNELS  # greyscale + alpha: the grey channel only
+        mask = mask[..., :colours].any(axis=2)
     return np.ascontiguousarray(mask > 0)
 
 

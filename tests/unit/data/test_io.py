@@ -40,6 +40,22 @@ def test_read_good_files(tmp_path: Path) -> None:
     assert mask.dtype == bool and mask.tolist() == [[False, True], [True, False]]
 
 
+def test_greyscale_alpha_mask_reads_its_grey_channel(tmp_path: Path) -> None:
+    from PIL import Image
+
+    grey = np.array([[0, 255], [0, 0]], np.uint8)
+    Image.fromarray(np.dstack([grey, np.full_like(grey, 255)]), mode="LA").save(tmp_path / "la.png")
+    assert read_mask(tmp_path / "la.png").tolist() == [[False, True], [False, False]]
+
+
+def test_sixteen_bit_rgb_scales_by_the_mode_not_the_values(tmp_path: Path) -> None:
+    dark = read_rgb(write_png(tmp_path / "dark16.png", np.full((2, 2), 200, np.uint16)))
+    bright = np.full((2, 2), 200, np.uint16)
+    bright[0, 0] = 65535
+    mixed = read_rgb(write_png(tmp_path / "mixed16.png", bright))
+    assert dark[1, 1, 0] == mixed[1, 1, 0] == 1  # 200 / 257, rounded, in both files
+
+
 @pytest.mark.parametrize("reader", [read_rgb, read_xyz, read_mask])
 def test_missing_file(tmp_path: Path, reader) -> None:
     with pytest.raises(DataFileError, match=r"nope\..*does not exist"):

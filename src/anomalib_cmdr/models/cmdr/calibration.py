@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
+MIN_SAMPLES = 2
+"""Normal samples a grid position must be valid in for its own statistics; fewer: the map's pooled ones."""
+
 
 class CalibrationMissingError(RuntimeError):
     """The model uses ``calibration="zscore"`` but its normal statistics were never computed."""
@@ -119,6 +122,19 @@ class DiscrepancyCalibration(nn.Module):
         n = sums[0].clamp_min(1)
         mean = sums[1] / n
         var = (sums[2] / n - mean * mean).clamp_min(0) * n / (n - 1).clamp_min(1)  # unbiased
+        # Positions seen valid in fewer than MIN_SAMPLES normal samples have no usable statistics (a single
+        # sample gives std 0, and the eps alone would amplify any discrepancy a thousandfold): they take the
+        # map's statistics pooled over all its well-sampled positions.
+        reliable = sums[0] >= MIN_SAMPLES
+        pooled = reliable | ~reliable.flatten(1).any(dim=1)[:, None, None]  # every position if none is reliable
+        pooled_n = (sums[0] * pooled).sum(dim=(1, 2))  # (K,)
+        pooled_sum = (sums[1] * pooled).sum(dim=(1, 2))
+        pooled_sq = (sums[2] * pooled).sum(dim=(1, 2))
+        pooled_mean = pooled_sum / pooled_n.clamp_min(1)
+        pooled_var = (pooled_sq / pooled_n.clamp_min(1) - pooled_mean**2).clamp_min(0)
+        pooled_var = pooled_var * pooled_n / (pooled_n - 1).clamp_min(1)
+        mean = torch.where(reliable, mean, pooled_mean[:, None, None])
+        var = torch.where(reliable, var, pooled_var[:, None, None])
         self.mean.copy_(mean.to(self.mean.dtype))
         self.std.copy_(var.sqrt().to(self.std.dtype))
         self.count.fill_(int(num_samples))

@@ -225,6 +225,13 @@ class CMDRModel(nn.Module):
             shape = None if rgb is None else tuple(rgb.shape)
             msg = f"CMDR (modality={self.modality!r}) needs RGB images of shape (B, 3, H, W), got {shape}."
             raise ValueError(msg)
+        for name, tensor in (("RGB images", rgb if self.use_rgb else None), ("point clouds", xyz)):
+            if tensor is not None and not tensor.is_floating_point():
+                msg = f"CMDR needs floating-point {name} (RGB normalised, xyz in metres), got {tensor.dtype}."
+                raise ValueError(msg)
+        if self.use_rgb and not torch.isfinite(rgb).all():  # type: ignore[arg-type]
+            msg = "The RGB images contain NaN or inf values (a corrupted image or a failed camera frame)."
+            raise ValueError(msg)
         if self.use_xyz:
             if xyz is None or xyz.ndim != 4 or xyz.shape[1] != 3:
                 shape = None if xyz is None else tuple(xyz.shape)
@@ -254,6 +261,8 @@ class CMDRModel(nn.Module):
             list[SampleFeatures]: One per sample.
         """
         self._check_inputs(rgb, xyz)
+        rgb = rgb.float() if rgb is not None and rgb.dtype == torch.float64 else rgb  # float64 arrays from numpy
+        xyz = xyz.float() if xyz is not None else None
         reference = rgb if rgb is not None else xyz
         batch, size = reference.shape[0], (int(reference.shape[-2]), int(reference.shape[-1]))  # type: ignore[union-attr]
         maps: list[torch.Tensor | None] = [None] * batch

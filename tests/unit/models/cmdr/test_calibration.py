@@ -202,3 +202,25 @@ def test_offline_configuration_keeps_the_papers_fusion():
     """zscore lost on average over every Synthetic3D category and two seeds (docs/benchmarks.md)."""
     text = (REPO_ROOT / "configs" / "model" / "cmdr_offline.yaml").read_text()
     assert "    calibration: none" in text
+
+
+def test_positions_seen_in_fewer_than_two_normal_samples_use_pooled_statistics():
+    from anomalib_cmdr.models.cmdr.calibration import DiscrepancyCalibration
+
+    torch.manual_seed(0)
+    distances = 0.3 + 0.05 * torch.rand(8, 4, 4)
+    valid = torch.ones(8, 4, 4, dtype=torch.bool)
+    valid[:, 0, 0] = False
+    valid[0, 0, 0] = True  # one stray valid pixel in one training sample
+    valid[:, 3, 3] = False  # never valid
+    calibration = DiscrepancyCalibration(("d2r",), (4, 4))
+    calibration.fit([({"d2r": distances}, valid)])
+    reliable = valid.clone()
+    reliable[:, 0, 0] = reliable[:, 3, 3] = False
+    pooled_std = distances[reliable].std()
+    for row, col in ((0, 0), (3, 3)):
+        torch.testing.assert_close(calibration.mean[0, row, col], distances[reliable].mean(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(calibration.std[0, row, col], pooled_std, rtol=1e-4, atol=1e-6)
+    # a normal part scores like a normal part there, not a thousandfold
+    test = {"d2r": torch.full((1, 4, 4), 0.36)}
+    assert calibration(test)["d2r"].max() < 5

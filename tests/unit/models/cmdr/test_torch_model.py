@@ -206,3 +206,17 @@ def test_pointmae_download_failure_is_clear_and_leaves_no_partial_file(tmp_path,
     with pytest.raises(WeightsUnavailableError, match="xyz_weights"):
         CMDRModel(**{**tiny_kwargs, "xyz_backbone": "pointmae", "pretrained": True}, grid_size=32, modality="xyz")
     assert not list(tmp_path.rglob("*.pth")) and not list(tmp_path.rglob("*.part"))
+
+
+def test_float64_inputs_work_and_bad_dtypes_or_values_get_clear_errors(model, clouds):
+    rgb, xyz = clouds
+    model.eval()
+    expected = model(rgb, xyz)
+    doubled = model(rgb.double(), xyz.double())
+    torch.testing.assert_close(doubled.anomaly_map, expected.anomaly_map)
+    with pytest.raises(ValueError, match="floating-point RGB"):
+        model((rgb * 255).to(torch.uint8), xyz)
+    broken = rgb.clone()
+    broken[0, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="RGB images contain NaN"):
+        model(broken, xyz)
