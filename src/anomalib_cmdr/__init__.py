@@ -12,9 +12,15 @@ Example:
     >>> from anomalib_cmdr.data import Synthetic3D
 """
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from .models import CMDR, CMDRModel, load_official_heads
+
+if "anomalib.cli.cli" in sys.modules:  # loaded with anomalib's CLI: make --seed_everything seed the run
+    from .cli.seed import seed_anomalib_cli
+
+    seed_anomalib_cli()
 
 try:
     __version__ = version("anomalib-cmdr")

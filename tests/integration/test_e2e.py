@@ -162,3 +162,19 @@ def test_samples_of_different_native_sizes_train_and_test_through_the_engine(tmp
     assert 0.0 <= metrics["pixel_AUROC"] <= 1.0
     batch = engine.predict(model, datamodule=datamodule)[0]
     assert batch.anomaly_map.shape[-2:] == (32, 32) and batch.depth_map.shape[-2:] == (32, 32)
+
+
+@pytest.mark.slow
+def test_seeded_cli_runs_are_repeatable(tmp_path):
+    """`--seed_everything 0` makes two stock-CLI trainings identical (anomalib 2.7's CLI alone never seeds)."""
+    options = ["--model.image_size", "32", "--model.grid_size", "16", "--trainer.max_epochs", "2"]
+    options += ["--seed_everything", "0", "--trainer.check_val_every_n_epoch", "2"]
+    states = []
+    for run in ("a", "b"):
+        stock_cli("fit", "cmdr_offline.yaml", options, tmp_path / "data", tmp_path / run)
+        checkpoint = next((tmp_path / run).rglob("*.ckpt"))
+        states.append(torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"])
+    heads = [key for key in states[0] if key.startswith(("model.Dec2D", "model.map2Dto3D"))]
+    assert heads
+    for key, value in states[0].items():
+        torch.testing.assert_close(states[1][key], value, rtol=0, atol=0, equal_nan=True, msg=key)

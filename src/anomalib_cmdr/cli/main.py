@@ -208,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from anomalib.cli.cli import main as anomalib_main
 
     import anomalib_cmdr  # noqa: F401  registers CMDR and the data modules with anomalib's CLI
+    from anomalib_cmdr.cli.seed import seed_anomalib_cli
+
+    seed_anomalib_cli()  # in case the plug-in was imported before the CLI
 
     sys.argv = ["anomalib-cmdr", *argv]
     anomalib_main()

@@ -18,7 +18,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,27 @@ logger = logging.getLogger(__name__)
 
 Calibration = Literal["none", "zscore"]
 MODALITIES = ("rgb+xyz", "rgb", "xyz")
+
+
+BACKBONE_SEED = 20260303
+"""Seed of the random-weight backbones (``pretrained=False``): the RGB one is drawn with this seed, the 3D one
+with this seed + 1, whatever the global seed, so an offline model's frozen features are the same in every run
+and on every machine (with the same torch version); the global seed drives the heads and the data order."""
+
+
+@contextmanager
+def backbone_rng(offset: int) -> Iterator[None]:
+    """Draw random numbers from the fixed backbone seed inside the block, leaving the global RNG as it was.
+
+    Args:
+        offset (int): Added to :data:`BACKBONE_SEED` (one stream per backbone).
+
+    Yields:
+        None: Nothing.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(BACKBONE_SEED + offset)
+        yield
 
 
 def full_precision(tensor: torch.Tensor) -> torch.autocast:
@@ -118,9 +140,12 @@ class CMDRModel(nn.Module):
             "xyz": (xyz_backbone, dict(xyz_model_kwargs or {})),
         }
         if self.use_rgb:
-            self.rgb_backbone = RGBBackbone(rgb_backbone, rgb_layers, pretrained, rgb_weights, rgb_model_kwargs)
+            with backbone_rng(0):
+                self.rgb_backbone = RGBBackbone(rgb_backbone, rgb_layers, pretrained, rgb_weights, rgb_model_kwargs)
         if self.use_xyz:
-            self.xyz_backbone = create_xyz_backbone(xyz_backbone, pretrained, xyz_weights, **(xyz_model_kwargs or {}))
+            with backbone_rng(1):
+                kwargs = xyz_model_kwargs or {}
+                self.xyz_backbone = create_xyz_backbone(xyz_backbone, pretrained, xyz_weights, **kwargs)
         dims = {
             "rgb": self.rgb_backbone.out_dim if self.rgb_backbone is not None else 0,
             "xyz": self.xyz_backbone.out_dim if self.xyz_backbone is not None else 0,
@@ -170,7 +195,8 @@ class CMDRModel(nn.Module):
         loaded = []
         if self.rgb_backbone is not None:
             name, layers, kwargs = self._backbone_specs["rgb"]
-            source = RGBBackbone(name, layers, True, rgb_weights, kwargs)
+            with backbone_rng(0):  # the global RNG (heads, data order) is left alone
+                source = RGBBackbone(name, layers, True, rgb_weights, kwargs)
             self.rgb_backbone.load_state_dict(source.state_dict())
             loaded.append("rgb")
         if self.xyz_backbone is not None and get_xyz_backbone_variant(self._backbone_specs["xyz"][0]).weight_free:
@@ -178,7 +204,8 @@ class CMDRModel(nn.Module):
                 create_xyz_backbone(self._backbone_specs["xyz"][0], True, xyz_weights)  # raises the clear error
         elif self.xyz_backbone is not None:
             name, kwargs = self._backbone_specs["xyz"]
-            source = create_xyz_backbone(name, True, xyz_weights, **kwargs)
+            with backbone_rng(1):
+                source = create_xyz_backbone(name, True, xyz_weights, **kwargs)
             self.xyz_backbone.load_state_dict(source.state_dict())
             loaded.append("xyz")
         return loaded

@@ -220,3 +220,23 @@ def test_float64_inputs_work_and_bad_dtypes_or_values_get_clear_errors(model, cl
     broken[0, 0, 3, 3] = float("nan")
     with pytest.raises(ValueError, match="RGB images contain NaN"):
         model(broken, xyz)
+
+
+def test_random_backbones_come_from_a_fixed_seed_and_leave_the_global_rng_alone(tiny_kwargs):
+    torch.manual_seed(1)
+    first = CMDRModel(**tiny_kwargs, grid_size=32)
+    after_first = torch.rand(1)
+    torch.manual_seed(2)
+    second = CMDRModel(**tiny_kwargs, grid_size=32)
+    for key, value in first.rgb_backbone.state_dict().items():
+        assert torch.equal(value, second.rgb_backbone.state_dict()[key]), key
+    for key, value in first.xyz_backbone.state_dict().items():
+        assert torch.equal(value, second.xyz_backbone.state_dict()[key]), key
+    # the heads follow the global seed
+    assert not torch.equal(
+        first.Dec2D.state_dict()[next(iter(first.Dec2D.state_dict()))],
+        second.Dec2D.state_dict()[next(iter(second.Dec2D.state_dict()))],
+    )
+    torch.manual_seed(1)
+    CMDRModel(**tiny_kwargs, grid_size=32)
+    assert torch.equal(torch.rand(1), after_first)
