@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from anomalib.data.datamodules.base.image import AnomalibDataModule
@@ -73,6 +74,9 @@ class RGBXYZFolder(AnomalibDataModule):
             ``False``.
         cache_dir (str | Path | None): Cache directory for ``remove_background``. Defaults to
             ``<root>/../.anomalib_cmdr_cache/<root name>``; never inside ``root``.
+        normal_dirs (Sequence[str]): Names of the label folders holding normal samples (``train/`` may hold
+            only these; a normal-looking name such as ``Good`` or ``OK`` that is not listed is refused, never
+            counted as a defect). Defaults to ``("good",)``.
 
     Example:
         >>> datamodule = RGBXYZFolder("./datasets/parts/housing", remove_background=True)  # doctest: +SKIP
@@ -99,6 +103,7 @@ class RGBXYZFolder(AnomalibDataModule):
         seed: int | None = None,
         remove_background: bool = False,
         cache_dir: str | Path | None = None,
+        normal_dirs: Sequence[str] = ("good",),
     ) -> None:
         super().__init__(
             train_batch_size=train_batch_size,
@@ -119,6 +124,7 @@ class RGBXYZFolder(AnomalibDataModule):
         self.category = category if category is not None else self.root.resolve().name
         self.remove_background = remove_background
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.normal_dirs = (normal_dirs,) if isinstance(normal_dirs, str) else tuple(normal_dirs)
 
     @property
     def name(self) -> str:
@@ -152,7 +158,7 @@ class RGBXYZFolder(AnomalibDataModule):
             RGBXYZDataset: The split's dataset, configured with this datamodule's size and cache options.
         """
         return RGBXYZDataset(
-            make_rgbxyz_samples(self.category_root, split),
+            make_rgbxyz_samples(self.category_root, split, self.normal_dirs),
             remove_background=self.remove_background,
             cache_dir=self.cache_dir,
             data_root=self.root,

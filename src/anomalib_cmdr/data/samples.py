@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from anomalib import TaskType
@@ -33,7 +34,10 @@ from anomalib_cmdr.data.io import DataFileError
 __all__ = ["NORMAL_LABEL", "RGB_SUFFIXES", "SPLIT_FOLDERS", "make_rgbxyz_samples"]
 
 NORMAL_LABEL = "good"
-"""Name of the folder holding normal samples."""
+"""Name of the folder holding normal samples (the default of ``normal_dirs``)."""
+NORMAL_LOOKALIKES = frozenset({"good", "ok", "normal", "pass", "passed", "nominal", "defect_free", "defect-free"})
+"""Folder names (case-insensitive) that look like normal samples: refused unless listed in ``normal_dirs``, so that
+``test/Good`` or ``test/OK`` never silently count as defects."""
 
 SPLIT_FOLDERS = {Split.TRAIN: "train", Split.VAL: "validation", Split.TEST: "test"}
 """Folder of each split inside a category folder."""
@@ -117,20 +121,52 @@ def _unmatched_error(found: dict[str, Path], missing: list[str], twin_folder: Pa
     return DataFileError(msg)
 
 
-def _label_rows(category_root: Path, split: Split, label_dir: Path) -> list[dict[str, object]]:
+def _is_normal(label_dir: Path, split: Split, normal_dirs: tuple[str, ...]) -> bool:
+    """Whether ``label_dir`` holds normal samples; refuses ambiguous names (see :data:`NORMAL_LOOKALIKES`).
+
+    Raises:
+        DataFileError: If a normal-looking folder is not in ``normal_dirs``, or a training folder is not normal.
+    """
+    if label_dir.name in normal_dirs:
+        return True
+    if label_dir.name.lower() in NORMAL_LOOKALIKES:
+        msg = (
+            f"{label_dir}: looks like normal samples but is not one of normal_dirs={list(normal_dirs)} (names are "
+            "case-sensitive); rename the folder or pass normal_dirs (e.g. --data.normal_dirs "
+            f"'[{', '.join(normal_dirs)}, {label_dir.name}]'), so that these samples are not counted as defects."
+        )
+        raise DataFileError(msg)
+    if split == Split.TRAIN:
+        msg = (
+            f"{label_dir}: train/ may hold only normal samples (folders {list(normal_dirs)}); move it to test/ or "
+            "add its name to normal_dirs if its samples are normal."
+        )
+        raise DataFileError(msg)
+    return False
+
+
+def _label_rows(
+    category_root: Path,
+    split: Split,
+    label_dir: Path,
+    normal_dirs: tuple[str, ...] = (NORMAL_LABEL,),
+) -> list[dict[str, object]]:
     """Rows of the sample table for one ``<split>/<label>`` folder.
 
     Args:
         category_root (Path): Category folder.
         split (Split): Split of ``label_dir``.
         label_dir (Path): Folder holding ``rgb``, ``xyz`` and optionally ``gt``.
+        normal_dirs (tuple[str, ...]): Names of the folders of normal samples. Defaults to ``("good",)``.
 
     Returns:
         list[dict[str, object]]: One row per RGB / xyz pair.
 
     Raises:
-        DataFileError: If an RGB image has no point cloud with its stem, or the other way round.
+        DataFileError: If an RGB image has no point cloud with its stem, or the other way round, or the folder's
+            name is ambiguous (see :func:`_is_normal`).
     """
+    normal = _is_normal(label_dir, split, normal_dirs)
     rgb = _files_by_stem(label_dir / "rgb", RGB_SUFFIXES)
     xyz = _files_by_stem(label_dir / "xyz", XYZ_SUFFIXES)
     if missing := sorted(rgb.keys() - xyz.keys()):
@@ -139,7 +175,7 @@ def _label_rows(category_root: Path, split: Split, label_dir: Path) -> list[dict
         raise _unmatched_error(xyz, missing, label_dir / "rgb", "RGB image")
     masks = _files_by_stem(label_dir / "gt", RGB_SUFFIXES)
     label = label_dir.name
-    label_index = LabelName.NORMAL if label == NORMAL_LABEL else LabelName.ABNORMAL
+    label_index = LabelName.NORMAL if normal else LabelName.ABNORMAL
     return [
         {
             "path": str(category_root),
@@ -163,7 +199,11 @@ def _as_split(split: str | Split) -> Split:
     return Split.VAL if split == SPLIT_FOLDERS[Split.VAL] else Split(split)
 
 
-def make_rgbxyz_samples(category_root: str | Path, split: str | Split | None = None) -> DataFrame:
+def make_rgbxyz_samples(
+    category_root: str | Path,
+    split: str | Split | None = None,
+    normal_dirs: Sequence[str] = (NORMAL_LABEL,),
+) -> DataFrame:
     """Build the sample table of an MVTec 3D-AD-like category folder.
 
     RGB images (``rgb/*.png``) and point clouds (``xyz/*.tiff``) are paired by file stem; a ground-truth
@@ -174,6 +214,8 @@ def make_rgbxyz_samples(category_root: str | Path, split: str | Split | None = N
         category_root (str | Path): Category folder, e.g. ``./datasets/MVTec3D/bagel``.
         split (str | Split | None): ``"train"``, ``"val"`` (folder ``validation``) or ``"test"``; ``None``
             for all splits.
+        normal_dirs (Sequence[str]): Names of the label folders that hold normal samples (exact names).
+            Defaults to ``("good",)``.
 
     Returns:
         DataFrame: One row per sample, sorted by ``image_path``, with columns ``path`` (category folder),
@@ -185,7 +227,8 @@ def make_rgbxyz_samples(category_root: str | Path, split: str | Split | None = N
     Raises:
         DataFileError: If the category folder does not exist (the message lists the categories found next
             to it), a sample lacks its RGB image or point cloud, an anomalous sample lacks its mask while
-            others have one, or the requested split has no samples.
+            others have one, the requested split has no samples, ``train/`` holds a folder not in ``normal_dirs``,
+            or a folder looks normal (``Good``, ``OK``, ``normal``...) without being in ``normal_dirs``.
 
     Example:
         >>> samples = make_rgbxyz_samples("./datasets/MVTec3D/bagel", split="test")  # doctest: +SKIP
@@ -196,12 +239,13 @@ def make_rgbxyz_samples(category_root: str | Path, split: str | Split | None = N
         ...
     """
     category_root = _check_category_root(Path(category_root))
+    normal_dirs = (normal_dirs,) if isinstance(normal_dirs, str) else tuple(normal_dirs)
     rows: list[dict[str, object]] = []
     for split_value, folder_name in SPLIT_FOLDERS.items():
         split_dir = category_root / folder_name
         if split_dir.is_dir():
             for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                rows += _label_rows(category_root, split_value, label_dir)
+                rows += _label_rows(category_root, split_value, label_dir, normal_dirs)
     samples = DataFrame(rows, columns=_COLUMNS).astype({"label_index": int})
     if samples.empty:
         msg = (

@@ -73,3 +73,21 @@ def test_anomalous_sample_without_mask(category_root: Path) -> None:
     (category_root / "test" / "dent" / "gt" / "000.png").unlink()
     with pytest.raises(DataFileError, match=r"dent/rgb/000\.png: anomalous sample has no ground-truth mask"):
         make_rgbxyz_samples(category_root, "test")
+
+
+def test_normal_looking_folders_are_never_silently_defects(category_root: Path) -> None:
+    (category_root / "test" / "good").rename(category_root / "test" / "Good")
+    with pytest.raises(DataFileError, match=r"Good: looks like normal samples.*normal_dirs"):
+        make_rgbxyz_samples(category_root, "test")
+    test = make_rgbxyz_samples(category_root, "test", normal_dirs=["good", "Good"])
+    assert set(test.label_index[test.defect_type == "Good"]) == {0}
+    datamodule = RGBXYZFolder(category_root, normal_dirs=["good", "Good"], num_workers=0)
+    datamodule.setup()
+    assert (datamodule.test_data.samples.label_index == 0).sum() == 2
+
+
+def test_train_holds_only_normal_folders(category_root: Path) -> None:
+    (category_root / "train" / "good").rename(category_root / "train" / "good_batch2")
+    with pytest.raises(DataFileError, match=r"good_batch2: train/ may hold only normal samples"):
+        make_rgbxyz_samples(category_root, "train")
+    assert len(make_rgbxyz_samples(category_root, "train", normal_dirs=("good", "good_batch2"))) > 0
