@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,7 +44,10 @@ from anomalib_cmdr.data.background import remove_background_tree
 from anomalib_cmdr.data.dataset import RGBXYZDataset
 from anomalib_cmdr.data.samples import make_rgbxyz_samples
 
-__all__ = ["RGBXYZFolder"]
+__all__ = ["DEFAULT_NUM_WORKERS", "RGBXYZFolder"]
+
+DEFAULT_NUM_WORKERS = min(8, os.cpu_count() or 1)
+"""Data-loader workers by default: one per CPU core, at most 8 (anomalib's 8 oversubscribe small machines)."""
 
 
 class RGBXYZFolder(AnomalibDataModule):
@@ -55,7 +59,7 @@ class RGBXYZFolder(AnomalibDataModule):
         category (str | None): Category folder name below ``root``. Defaults to ``None``.
         train_batch_size (int): Training batch size. Defaults to ``32``.
         eval_batch_size (int): Validation / test batch size. Defaults to ``32``.
-        num_workers (int): Data-loader workers. Defaults to ``8``.
+        num_workers (int): Data-loader workers. Defaults to the machine's CPU count, at most 8.
         train_augmentations (Transform | None): Training augmentations. Defaults to ``None``.
         val_augmentations (Transform | None): Validation augmentations. Defaults to ``None``.
         test_augmentations (Transform | None): Test augmentations. Defaults to ``None``.
@@ -91,7 +95,7 @@ class RGBXYZFolder(AnomalibDataModule):
         category: str | None = None,
         train_batch_size: int = 32,
         eval_batch_size: int = 32,
-        num_workers: int = 8,
+        num_workers: int = DEFAULT_NUM_WORKERS,
         train_augmentations: Transform | None = None,
         val_augmentations: Transform | None = None,
         test_augmentations: Transform | None = None,

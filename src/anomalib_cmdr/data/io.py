@@ -28,6 +28,7 @@ from PIL import Image
 __all__ = ["DataFileError", "DataFileWarning", "read_mask", "read_rgb", "read_xyz", "valid_pixel_mask"]
 
 _RGB_CHANNELS = 3
+_REPAIRED_WARNED: set[str] = set()  # files whose NaN/inf points were already reported in this process
 _EIGHT_BIT_MAX = 255
 
 
@@ -195,7 +196,8 @@ def read_xyz(path: str | Path) -> np.ndarray:
 
     NaN or infinite coordinates are the documented graceful path for damaged scans: such a point is treated
     as missing, i.e. all three of its coordinates are set to 0 (the MVTec 3D-AD convention for holes), and a
-    :class:`DataFileWarning` names the file and the number of points repaired.
+    :class:`DataFileWarning` names the file and the number of points repaired (once per file and process: many
+    scanners write NaN for every missing point, and each epoch reads each file again).
 
     Args:
         path (str | Path): TIFF file holding a real-valued array of shape ``(H, W, 3)``.
@@ -235,6 +237,9 @@ def read_xyz(path: str | Path) -> np.ndarray:
     count = int(broken.sum())
     if count:
         xyz[broken] = 0.0
+        if str(path) in _REPAIRED_WARNED:  # NaN for missing points is a common sensor convention: say it once
+            return xyz
+        _REPAIRED_WARNED.add(str(path))
         warnings.warn(
             f"{path}: {count} point(s) with NaN or inf coordinates treated as missing and set to (0, 0, 0)",
             DataFileWarning,

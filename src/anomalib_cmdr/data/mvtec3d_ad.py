@@ -42,7 +42,7 @@ from anomalib.data.utils import TestSplitMode, ValSplitMode, download_and_extrac
 from anomalib.utils.path import resolve_dataset_root
 from torchvision.transforms.v2 import Transform
 
-from anomalib_cmdr.data.folder import RGBXYZFolder
+from anomalib_cmdr.data.folder import DEFAULT_NUM_WORKERS, RGBXYZFolder
 
 __all__ = ["CATEGORIES", "MVTec3DAD"]
 
@@ -58,7 +58,7 @@ class MVTec3DAD(RGBXYZFolder):
         category (str): Category, one of :data:`CATEGORIES`. Defaults to ``"bagel"``.
         train_batch_size (int): Training batch size. Defaults to ``32``.
         eval_batch_size (int): Validation / test batch size. Defaults to ``32``.
-        num_workers (int): Data-loader workers. Defaults to ``8``.
+        num_workers (int): Data-loader workers. Defaults to the machine's CPU count, at most 8.
         train_augmentations (Transform | None): Training augmentations. Defaults to ``None``.
         val_augmentations (Transform | None): Validation augmentations. Defaults to ``None``.
         test_augmentations (Transform | None): Test augmentations. Defaults to ``None``.
@@ -88,7 +88,7 @@ class MVTec3DAD(RGBXYZFolder):
         category: str = "bagel",
         train_batch_size: int = 32,
         eval_batch_size: int = 32,
-        num_workers: int = 8,
+        num_workers: int = DEFAULT_NUM_WORKERS,
         train_augmentations: Transform | None = None,
         val_augmentations: Transform | None = None,
         test_augmentations: Transform | None = None,

@@ -29,7 +29,7 @@ from pathlib import Path
 from anomalib.data.utils import TestSplitMode, ValSplitMode
 from torchvision.transforms.v2 import Transform
 
-from anomalib_cmdr.data.folder import RGBXYZFolder
+from anomalib_cmdr.data.folder import DEFAULT_NUM_WORKERS, RGBXYZFolder
 from anomalib_cmdr.data.synthetic import CATEGORIES, synthesize
 
 __all__ = ["Synthetic3D"]
@@ -54,7 +54,7 @@ class Synthetic3D(RGBXYZFolder):
         seed (int): Seed of the generator and of the random splits. Defaults to ``0``.
         train_batch_size (int): Training batch size. Defaults to ``32``.
         eval_batch_size (int): Validation / test batch size. Defaults to ``32``.
-        num_workers (int): Data-loader workers. Defaults to ``8``.
+        num_workers (int): Data-loader workers. Defaults to the machine's CPU count, at most 8.
         train_augmentations (Transform | None): Training augmentations. Defaults to ``None``.
         val_augmentations (Transform | None): Validation augmentations. Defaults to ``None``.
         test_augmentations (Transform | None): Test augmentations. Defaults to ``None``.
@@ -92,7 +92,7 @@ class Synthetic3D(RGBXYZFolder):
         seed: int = 0,
         train_batch_size: int = 32,
         eval_batch_size: int = 32,
-        num_workers: int = 8,
+        num_workers: int = DEFAULT_NUM_WORKERS,
         train_augmentations: Transform | None = None,
         val_augmentations: Transform | None = None,
         test_augmentations: Transform | None = None,

@@ -43,3 +43,12 @@ def test_folder_datamodule_collates(category_root: Path) -> None:
     assert sum(len(b.image_path) for b in batches) == 5
     train_batch = next(iter(datamodule.train_dataloader()))
     assert train_batch.depth_map.shape == (2, 3, 24, 32) and not train_batch.gt_mask.any()
+
+
+def test_default_workers_fit_the_machine(tmp_path) -> None:
+    import os
+
+    from anomalib_cmdr.data.folder import DEFAULT_NUM_WORKERS
+
+    assert min(8, os.cpu_count() or 1) == DEFAULT_NUM_WORKERS
+    assert RGBXYZFolder(tmp_path).num_workers == DEFAULT_NUM_WORKERS

@@ -106,3 +106,9 @@ def test_nan_and_inf_become_holes_with_warning(tmp_path: Path) -> None:
     untouched = np.ones(xyz.shape[:2], bool)
     untouched[[0, 1, 3], [0, 2, 3]] = False
     assert np.array_equal(read[untouched], xyz[untouched])
+    # said once per file: the next epochs read the same file again silently, with the same repair
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataFileWarning)
+        assert np.array_equal(read_xyz(path), read)
