@@ -30,7 +30,8 @@ from anomalib.data.utils import TestSplitMode, ValSplitMode
 from torchvision.transforms.v2 import Transform
 
 from anomalib_cmdr.data.folder import DEFAULT_NUM_WORKERS, RGBXYZFolder
-from anomalib_cmdr.data.synthetic import CATEGORIES, synthesize
+from anomalib_cmdr.data.synthetic import CATEGORIES, DEFECT_TYPES, synthesize
+from anomalib_cmdr.data.synthetic.writer import check_generated_with
 
 __all__ = ["Synthetic3D"]
 
@@ -132,9 +133,22 @@ class Synthetic3D(RGBXYZFolder):
         self.num_test_defect = num_test_defect
         self.defect_types = list(defect_types) if defect_types is not None else None
 
+    def _settings(self) -> dict:
+        """The generator settings this datamodule asks for (compared with an existing folder's record)."""
+        return {
+            "image_size": self.synth_image_size,
+            "seed": self.seed,
+            "num_train": self.num_train,
+            "num_val": self.num_val,
+            "num_test_good": self.num_test_good,
+            "num_test_defect": self.num_test_defect,
+            "defect_types": sorted(self.defect_types or DEFECT_TYPES),
+        }
+
     def prepare_data(self) -> None:
         """Generate the category if its folder is missing (an existing folder is kept), then fill the cache."""
         if self.category_root.is_dir():
+            check_generated_with(self.category_root, self._settings())
             logger.info("Found the dataset.")
         else:
             synthesize(

@@ -34,3 +34,15 @@ def test_synthetic_datamodule(tmp_path: Path) -> None:
     assert isinstance(batch, DepthBatch) and batch.depth_map.shape == (2, 3, 32, 32)
     with pytest.raises(ValueError, match="unknown synthetic category"):
         Synthetic3D(root=root, category="bagel")
+
+
+def test_a_folder_generated_with_other_settings_is_not_reused_silently(tmp_path) -> None:
+    import pytest
+
+    from anomalib_cmdr.data import Synthetic3D
+
+    small = {"num_train": 2, "num_val": 1, "num_test_good": 1, "num_test_defect": 1, "num_workers": 0}
+    Synthetic3D(root=tmp_path, synth_image_size=32, **small).prepare_data()
+    Synthetic3D(root=tmp_path, synth_image_size=32, **small).prepare_data()  # same settings: reused
+    with pytest.raises(ValueError, match=r"other settings \(image_size: folder 32, asked 48"):
+        Synthetic3D(root=tmp_path, synth_image_size=48, **small).prepare_data()

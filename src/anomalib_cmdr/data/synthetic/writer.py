@@ -18,9 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -142,6 +144,15 @@ def synthesize(
     ):
         _check_int(name, value, 0)
     root = Path(root)
+    settings = {
+        "image_size": image_size,
+        "seed": seed,
+        "num_train": num_train,
+        "num_val": num_val,
+        "num_test_good": num_test_good,
+        "num_test_defect": num_test_defect,
+        "defect_types": sorted(defects),
+    }
 
     plan: list[tuple[str, str, str, int]] = []  # (category, split, label, index)
     for category in selected:
@@ -150,6 +161,7 @@ def synthesize(
             msg = f"{folder} exists and is not a folder"
             raise FileExistsError(msg)
         if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            check_generated_with(folder, settings)
             logger.warning(
                 "%s already exists and is not empty: skipping category %r (overwrite=False)", folder, category
             )
@@ -162,4 +174,38 @@ def synthesize(
         defect = None if label == "good" else label
         rgb, xyz, mask = render_sample(category, sample_seed(seed, category, split, index, defect), image_size, defect)
         _write_sample(root / category / split / label, index, rgb, xyz, mask if split == "test" else None)
+    for category in sorted({category for category, *_ in plan}):
+        (root / category / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
     return root
+
+
+SETTINGS_FILE = ".synthetic3d.json"
+"""The generator's settings, written into each category folder it creates."""
+
+
+def check_generated_with(folder: Path, settings: dict[str, Any]) -> None:
+    """Refuse to reuse a category folder generated with other settings.
+
+    Args:
+        folder (Path): The existing category folder.
+        settings (dict[str, Any]): The settings asked for now.
+
+    Raises:
+        ValueError: If the folder's recorded settings differ (the message lists the differences). Folders
+            without a record (user data, older versions) are accepted.
+    """
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    differences = {k: (recorded.get(k), v) for k, v in settings.items() if recorded.get(k) != v}
+    if differences:
+        listed = ", ".join(f"{k}: folder {old!r}, asked {new!r}" for k, (old, new) in differences.items())
+        msg = (
+            f"{folder} was generated with other settings ({listed}); use another root, or regenerate it with "
+            "overwrite=True (anomalib-cmdr synth --overwrite)."
+        )
+        raise ValueError(msg)

@@ -41,6 +41,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _expected_files(categories=CATEGORIES, defects=tuple(DEFECT_TYPES), train=2, val=1, good=1, bad=1) -> set[str]:
     files = set()
     for cat in categories:
+        files.add(f"{cat}/.synthetic3d.json")  # the generator's settings, checked when the folder is reused
         folders = [("train/good", train, False), ("validation/good", val, False), ("test/good", good, True)]
         folders += [(f"test/{d}", bad, True) for d in defects]
         for folder, count, has_gt in folders:
