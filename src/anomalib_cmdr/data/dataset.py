@@ -32,7 +32,7 @@ from torchvision.transforms.v2.functional import to_dtype_image
 from torchvision.tv_tensors import Image, Mask
 
 from anomalib_cmdr.data.background import XYZCache
-from anomalib_cmdr.data.io import DataFileError, read_mask, read_rgb, read_xyz
+from anomalib_cmdr.data.io import DataFileError, probe_image, probe_xyz, read_mask, read_rgb, read_xyz
 
 __all__ = ["RGBXYZDataset"]
 
@@ -93,6 +93,7 @@ class RGBXYZDataset(AnomalibDepthDataset):
     ) -> None:
         super().__init__(augmentations=augmentations)
         samples = self._normalize_samples(samples)
+        check_sample_headers(samples)
         self.samples = samples
         self.remove_background = remove_background
         self.xyz_cache: XYZCache | None = None
@@ -202,6 +203,35 @@ class RGBXYZDataset(AnomalibDepthDataset):
             depth_path=depth_path,
             mask_path=mask_path,
         )
+
+
+def check_sample_headers(samples: DataFrame) -> None:
+    """Read every sample's file headers now, so that a bad file stops the run before training, not after.
+
+    Checks that each RGB image and mask opens, that each point cloud is a real-valued ``(H, W, 3)`` TIFF, and
+    that the three have the same size (pixels are not decoded: this is fast).
+
+    Args:
+        samples (DataFrame): The sample table (``image_path``, ``depth_path``, ``mask_path``).
+
+    Raises:
+        DataFileError: For the first bad file or size mismatch, naming the file(s).
+    """
+    for image_path, depth_path, mask_path in zip(
+        samples["image_path"], samples["depth_path"], samples["mask_path"], strict=True
+    ):
+        size = probe_image(image_path)
+        xyz_size = probe_xyz(depth_path)
+        if xyz_size != size:
+            msg = (
+                f"{depth_path}: point cloud is {xyz_size[1]}x{xyz_size[0]} (WxH) but {image_path} is "
+                f"{size[1]}x{size[0]}; the organized cloud must have one point per RGB pixel"
+            )
+            raise DataFileError(msg)
+        if mask_path and probe_image(mask_path, "mask") != size:
+            mask_size = probe_image(mask_path, "mask")
+            msg = f"{mask_path}: mask is {mask_size[1]}x{mask_size[0]} (WxH) but {image_path} is {size[1]}x{size[0]}"
+            raise DataFileError(msg)
 
 
 def _wxh(array: np.ndarray) -> str:

@@ -25,7 +25,16 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-__all__ = ["DataFileError", "DataFileWarning", "read_mask", "read_rgb", "read_xyz", "valid_pixel_mask"]
+__all__ = [
+    "DataFileError",
+    "DataFileWarning",
+    "probe_image",
+    "probe_xyz",
+    "read_mask",
+    "read_rgb",
+    "read_xyz",
+    "valid_pixel_mask",
+]
 
 _RGB_CHANNELS = 3
 _REPAIRED_WARNED: set[str] = set()  # files whose NaN/inf points were already reported in this process
@@ -168,6 +177,62 @@ def read_mask(path: str | Path) -> np.ndarray:
         colours = 1 if image.mode in {"LA", "La"} else _RGB_CHANNELS  # greyscale + alpha: the grey channel only
         mask = mask[..., :colours].any(axis=2)
     return np.ascontiguousarray(mask > 0)
+
+
+def probe_image(path: str | Path, what: str = "RGB image") -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header, without decoding the pixels.
+
+    Args:
+        path (str | Path): Image file.
+        what (str): What the file should be, for the message. Defaults to ``"RGB image"``.
+
+    Returns:
+        tuple[int, int]: Height and width.
+
+    Raises:
+        DataFileError: If the file is missing or its header is unreadable.
+    """
+    path = _existing_file(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception as exc:  # PIL raises many types for broken headers
+        msg = f"{path}: cannot read {what} ({type(exc).__name__}: {exc})"
+        raise DataFileError(msg) from exc
+    return height, width
+
+
+def probe_xyz(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an organized point cloud TIFF from its header, checking its shape and dtype.
+
+    Args:
+        path (str | Path): TIFF file.
+
+    Returns:
+        tuple[int, int]: Height and width.
+
+    Raises:
+        DataFileError: If the file is missing, not a TIFF, or does not hold a real-valued ``(H, W, 3)`` array
+            (e.g. a channel-first ``(3, H, W)`` one).
+    """
+    path = _existing_file(path)
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            if not tiff.series:
+                msg = "no image in the file, it may be truncated or damaged"
+                raise ValueError(msg)
+            shape, dtype = tuple(tiff.series[0].shape), np.dtype(tiff.series[0].dtype)
+    except Exception as exc:
+        msg = f"{path}: cannot read point cloud TIFF ({type(exc).__name__}: {exc})"
+        raise DataFileError(msg) from exc
+    if len(shape) != _RGB_CHANNELS or shape[2] != _RGB_CHANNELS:
+        hint = " (channel-first? store it as (H, W, 3))" if len(shape) == _RGB_CHANNELS and shape[0] == 3 else ""
+        msg = f"{path}: point cloud must have shape (H, W, 3), found {shape}{hint}"
+        raise DataFileError(msg)
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        msg = f"{path}: point cloud must be real-valued, found dtype {dtype}"
+        raise DataFileError(msg)
+    return shape[0], shape[1]
 
 
 def valid_pixel_mask(xyz: np.ndarray) -> np.ndarray:

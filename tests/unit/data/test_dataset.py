@@ -19,6 +19,7 @@ from torchvision.tv_tensors import Mask
 from anomalib_cmdr.data import (
     DataFileError,
     RGBXYZDataset,
+    RGBXYZFolder,
     make_rgbxyz_samples,
 )
 from anomalib_cmdr.data.transforms import SquarePadResize
@@ -52,17 +53,29 @@ def test_depth_item_fields(category_root: Path) -> None:
 
 
 def test_rgb_xyz_size_mismatch(category_root: Path) -> None:
+    samples = make_rgbxyz_samples(category_root, "train")
+    dataset = RGBXYZDataset(samples)
     write_tiff(category_root / "train" / "good" / "xyz" / "001.tiff", scene_xyz(20, 32))
-    dataset = RGBXYZDataset(make_rgbxyz_samples(category_root, "train"))
     with pytest.raises(DataFileError, match=r"xyz/001\.tiff: point cloud is 32x20 .*/rgb/001\.png is 32x24"):
-        dataset[1]
+        dataset[1]  # a file changed after setup: caught when read
+    with pytest.raises(DataFileError, match=r"xyz/001\.tiff: point cloud is 32x20 .*/rgb/001\.png is 32x24"):
+        RGBXYZDataset(samples)  # caught at setup, before any training
 
 
 def test_mask_size_mismatch(category_root: Path) -> None:
     write_png(category_root / "test" / "crack" / "gt" / "000.png", np.zeros((10, 10), np.uint8))
-    dataset = RGBXYZDataset(make_rgbxyz_samples(category_root, "test"))
     with pytest.raises(DataFileError, match=r"crack/gt/000\.png: mask is 10x10 .*/crack/rgb/000\.png is 32x24"):
-        dataset[0]
+        RGBXYZDataset(make_rgbxyz_samples(category_root, "test"))
+
+
+def test_a_channel_first_tiff_stops_the_run_at_setup(category_root: Path) -> None:
+    """One bad file in test/ used to let training finish and then crash validation, losing the run."""
+    write_tiff(category_root / "test" / "good" / "xyz" / "001.tiff", scene_xyz(24, 32).transpose(2, 0, 1).copy())
+    datamodule = RGBXYZFolder(category_root, num_workers=0)
+    with pytest.raises(
+        DataFileError, match=r"good/xyz/001\.tiff: point cloud must have shape \(H, W, 3\).*channel-first"
+    ):
+        datamodule.setup()
 
 
 def test_geometric_augmentations_move_the_point_cloud(category_root: Path) -> None:
