@@ -19,6 +19,9 @@ speed do not depend on training), so its outputs are raw (the post-processor has
 
     python benchmarks/deploy.py [--repeats 3] [--seeds 0 1] [--output docs/deployment.md]
 
+The measured rows are also saved under ``results/deploy_benchmark/``; ``--reuse-speed`` reports the saved parity
+and speed rows with a new accuracy run.
+
 With ``--output``, the report replaces the block between ``<!-- deploy-benchmark:start -->`` and
 ``<!-- deploy-benchmark:end -->`` of that file.
 """
@@ -26,6 +29,7 @@ With ``--output``, the report replaces the block between ``<!-- deploy-benchmark
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -83,7 +87,8 @@ def parity_and_speed(name: str, repeats: int, data_root: Path, work: Path) -> li
     export_seconds = {}
     for variant, compression in VARIANTS.items():
         start = time.perf_counter()
-        path = model.to_openvino(work / f"{name}_{variant}", compression_type=compression and CompressionType[compression])
+        compression_type = compression and CompressionType[compression]
+        path = model.to_openvino(work / f"{name}_{variant}", compression_type=compression_type)
         export_seconds[variant] = time.perf_counter() - start
         inferencers[variant] = CMDROpenVINOInferencer(path.parent)
     inferencers["FP32, bf16 hint"] = CMDROpenVINOInferencer(
@@ -165,7 +170,13 @@ def accuracy(seeds: list[int], data_root: Path, work: Path) -> list[dict]:
                 )
                 inferencers[label] = CMDROpenVINOInferencer(path.parent)
             builder = inferencers["OpenVINO FP32"].builder
-            metrics = {label: (AUROC(fields=["pred_score", "gt_label"]), AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=0.3)) for label in variants}  # noqa: E501
+            metrics = {
+                label: (
+                    AUROC(fields=["pred_score", "gt_label"]),
+                    AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=0.3),
+                )
+                for label in variants
+            }  # noqa: E501
             for item in datamodule.test_data:
                 rgb8 = (item.image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
                 xyz = item.depth_map.permute(1, 2, 0).numpy()
@@ -194,7 +205,10 @@ def accuracy(seeds: list[int], data_root: Path, work: Path) -> list[dict]:
                         "AUPRO@0.3": float(aupro.compute()),
                     }
                 )
-            print(f"  accuracy {category} seed {seed}: " + ", ".join(f"{r['runtime']} {r['image_AUROC']:.3f}" for r in rows[-len(variants):]))  # noqa: E501
+            print(
+                f"  accuracy {category} seed {seed}: "
+                + ", ".join(f"{r['runtime']} {r['image_AUROC']:.3f}" for r in rows[-len(variants) :])
+            )  # noqa: E501
     return rows
 
 
@@ -255,6 +269,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of the accuracy runs")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--skip-accuracy", action="store_true", help="parity and speed only")
+    parser.add_argument(
+        "--reuse-speed", action="store_true", help="take parity and speed from the last run's saved rows"
+    )
+    parser.add_argument("--results", type=Path, default=Path("results/deploy_benchmark"), help="saved rows")
     parser.add_argument("--data-root", type=Path, default=Path("datasets/Synthetic3D"))
     parser.add_argument("--output", type=Path, help="markdown file whose deploy-benchmark block to replace")
     args = parser.parse_args()
@@ -262,12 +280,19 @@ def main() -> None:
     from anomalib_cmdr.data.synthetic import synthesize
 
     synthesize(args.data_root, image_size=128, seed=0, **{k: v for k, v in SYNTH.items() if k != "synth_image_size"})
+    args.results.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
-        speed_rows = []
-        for name in args.configs:
-            print(f"parity and speed: {name}")
-            speed_rows += parity_and_speed(name, args.repeats, args.data_root, Path(work))
+        if args.reuse_speed:
+            speed_rows = json.loads((args.results / "speed.json").read_text())
+        else:
+            speed_rows = []
+            for name in args.configs:
+                print(f"parity and speed: {name}")
+                speed_rows += parity_and_speed(name, args.repeats, args.data_root, Path(work))
+            (args.results / "speed.json").write_text(json.dumps(speed_rows, indent=1))
         accuracy_rows = [] if args.skip_accuracy else accuracy(args.seeds, args.data_root, Path(work))
+        if accuracy_rows:
+            (args.results / "accuracy.json").write_text(json.dumps(accuracy_rows, indent=1))
     text = report(speed_rows, accuracy_rows, args.repeats)
     print(text)
     if args.output:
