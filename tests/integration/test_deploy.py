@@ -110,8 +110,13 @@ def test_int8_ptq_calibrates_on_both_modalities(trained):
     path = model.to_openvino(root / "int8", compression_type=CompressionType.INT8_PTQ, datamodule=datamodule)
     inferencer = CMDROpenVINOInferencer(path.parent)
     assert inferencer.spec.precision == "INT8"
-    rgb, xyz = RGBXYZPredictDataset(test_folder).pairs[0]
-    assert np.isfinite(inferencer.predict(rgb, xyz).anomaly_map).all()
+    pairs = RGBXYZPredictDataset(test_folder).pairs
+    scores = np.array([inferencer.predict(rgb, xyz).pred_score[0] for rgb, xyz in pairs])
+    reference = torch_scores(checkpoint, test_folder)
+    expected = np.array([reference[str(rgb)] for rgb, _ in pairs])
+    # the scores keep their spread and order (quantising more than convolutions and matmuls collapsed them)
+    assert np.ptp(scores) > 0.5 * np.ptp(expected)
+    assert np.corrcoef(scores, expected)[0, 1] > 0.9
 
 
 def test_stock_predict_scores_an_unlabelled_folder(trained):

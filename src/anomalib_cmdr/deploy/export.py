@@ -152,6 +152,20 @@ def calibration_inputs(graph: CMDRDeployGraph, spec: DeploySpec, datamodule: Ano
     return samples
 
 
+QUANTIZED_OPS = ("Convolution", "MatMul")
+"""Operations INT8_PTQ quantises: the backbones' convolutions and the matrix multiplications of the backbones
+and heads. Quantising the rest (pooling of the sparse 3D features, the valid mask, the fusion's normalisations)
+collapsed every score to nearly one value (image AUROC 0.54 against 0.69 in FP32 on Synthetic3D disc)."""
+
+
+def _only_convolutions_and_matmuls(ov_model: Any) -> Any:
+    """An NNCF ignored scope covering every operation type of ``ov_model`` but :data:`QUANTIZED_OPS`."""
+    import nncf
+
+    types = {op.get_type_name() for op in ov_model.get_ordered_ops()} - set(QUANTIZED_OPS)
+    return nncf.IgnoredScope(types=sorted(types), validate=False)
+
+
 def _compression_type(value: CompressionType | str | None) -> CompressionType | None:
     """``CompressionType`` from the enum, its value (``"fp16"``) or its name (``"FP16"``)."""
     if value is None or isinstance(value, CompressionType):
@@ -228,8 +242,9 @@ class CMDRExportMixin:
             model_file_name (str): File name without suffix. Defaults to ``"model"``.
             input_size (tuple[int, int] | None): Must be the model's ``image_size`` if given. Defaults to ``None``.
             compression_type (CompressionType | None): ``FP16`` (weights stored in half precision), ``INT8``
-                (NNCF weight compression) or ``INT8_PTQ`` (NNCF post-training quantisation calibrated on the
-                datamodule's normal training samples, both modalities). ``None``: FP32. Defaults to ``None``.
+                (NNCF weight compression) or ``INT8_PTQ`` (NNCF post-training quantisation of the convolutions and
+                matrix multiplications, calibrated on the datamodule's normal training samples, both
+                modalities). ``None``: FP32. Defaults to ``None``.
             datamodule (AnomalibDataModule | None): Calibration data for ``INT8_PTQ``. Defaults to ``None``.
             metric (Metric | None): Unused (``INT8_ACQ`` is not supported). Defaults to ``None``.
             task (Any): Unused. Defaults to ``None``.
@@ -271,7 +286,12 @@ class CMDRExportMixin:
                 ov_model = nncf.compress_weights(ov_model)
             else:
                 samples = calibration_inputs(graph, spec, datamodule)  # type: ignore[arg-type]
-                ov_model = nncf.quantize(ov_model, nncf.Dataset(samples), subset_size=len(samples))
+                ov_model = nncf.quantize(
+                    ov_model,
+                    nncf.Dataset(samples),
+                    subset_size=len(samples),
+                    ignored_scope=_only_convolutions_and_matmuls(ov_model),
+                )
         folder = create_export_root(export_root, ExportType.OPENVINO)
         with staged_folder(folder) as staging:
             ov.save_model(ov_model, staging / f"{model_file_name}.xml", compress_to_fp16=precision == "FP16")
