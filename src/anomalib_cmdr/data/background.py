@@ -42,6 +42,8 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
 import os
 import tempfile
@@ -221,9 +223,10 @@ class XYZCache:
         root (str | Path): Data tree whose point clouds are cached; files outside it cannot be cached.
         cache_dir (str | Path | None): Cache directory of that tree. Defaults to
             :func:`default_cache_dir` of ``root``. Must not lie inside ``root``.
+        **kwargs: Parameters of :func:`remove_background` (e.g. thresholds in the scanner's unit).
 
     Raises:
-        ValueError: If the cache directory lies inside the data tree.
+        ValueError: If the cache directory lies inside the data tree, or a parameter name is unknown.
 
     Example:
         >>> cache = XYZCache("/data/MVTec3D")
@@ -231,7 +234,9 @@ class XYZCache:
         PosixPath('/data/.anomalib_cmdr_cache/MVTec3D/preprocessed_xyz/bagel/test/crack/xyz/000.tiff')
     """
 
-    def __init__(self, root: str | Path, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path, cache_dir: str | Path | None = None, **kwargs: object) -> None:
+        self.parameters = dict(kwargs)
+        _parameters(self.parameters)  # unknown names fail now, not at the first read
         self.root = Path(os.path.abspath(root))
         self.cache_dir = Path(os.path.abspath(cache_dir)) if cache_dir is not None else default_cache_dir(self.root)
         if is_within_directory(self.root, self.cache_dir):
@@ -272,13 +277,60 @@ class XYZCache:
             Path: The cached file.
         """
         target = self.path_for(source)
-        remove_background_file(source, target)
+        remove_background_file(source, target, **self.parameters)
         return target
 
 
-def _is_up_to_date(source: Path, target: Path) -> bool:
-    """Whether ``target`` exists and is at least as new as ``source``."""
-    return target.is_file() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns
+CACHE_FORMAT = 1
+"""Version of the cache record; a change invalidates every cached file."""
+
+
+def cache_record(source: Path, parameters: dict[str, object]) -> str:
+    """What a cached file was computed from: the source's path, size and modification time, and the parameters.
+
+    Stored in the cached TIFF's description. A cached file is used only when its record equals the current one:
+    a source replaced by another file (even with an older modification time, as ``cp -p``, ``rsync -a`` or
+    ``tar x`` leave it), other removal parameters, or another tree sharing the cache folder all recompute it.
+
+    Args:
+        source (Path): The point cloud file.
+        parameters (dict[str, object]): Keyword arguments of :func:`remove_background`.
+
+    Returns:
+        str: A JSON record.
+    """
+    stat = source.stat()
+    return json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "source": os.path.abspath(source),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "parameters": {key: parameters[key] for key in sorted(parameters)},
+        },
+        sort_keys=True,
+    )
+
+
+def _stored_record(target: Path) -> str | None:
+    """The record in a cached file's description, or ``None`` if unreadable."""
+    try:
+        with tifffile.TiffFile(target) as tiff:
+            return tiff.pages[0].description if tiff.pages else None
+    except Exception:  # a damaged cache file is simply recomputed
+        return None
+
+
+def _is_up_to_date(target: Path, record: str) -> bool:
+    """Whether ``target`` exists and was computed from exactly what ``record`` describes."""
+    return target.is_file() and _stored_record(target) == record
+
+
+def _file_mode() -> int:
+    """Permissions of a new file under the process's umask (``mkstemp`` would leave 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def remove_background_file(source: str | Path, target: str | Path, *, force: bool = False, **kwargs: object) -> bool:
@@ -307,7 +359,8 @@ def remove_background_file(source: str | Path, target: str | Path, *, force: boo
     if not source.is_file():
         msg = f"{source}: file does not exist"
         raise DataFileError(msg)
-    if not force and _is_up_to_date(source, target):
+    record = cache_record(source, _parameters(kwargs))
+    if not force and _is_up_to_date(target, record):
         return False
     cleaned = remove_background(read_xyz(source), source=source, **kwargs)
     try:
@@ -315,7 +368,8 @@ def remove_background_file(source: str | Path, target: str | Path, *, force: boo
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix)
         os.close(handle)
         try:
-            tifffile.imwrite(temporary, cleaned)
+            tifffile.imwrite(temporary, cleaned, description=record, metadata=None)
+            os.chmod(temporary, _file_mode())
             os.replace(temporary, target)
         finally:
             Path(temporary).unlink(missing_ok=True)
@@ -323,6 +377,21 @@ def remove_background_file(source: str | Path, target: str | Path, *, force: boo
         msg = f"{target}: cannot write the preprocessed point cloud ({exc})"
         raise DataFileError(msg) from exc
     return True
+
+
+def _parameters(kwargs: dict[str, object]) -> dict[str, object]:
+    """:func:`remove_background`'s parameters with their defaults filled in (what the result depends on)."""
+    signature = inspect.signature(remove_background)
+    defaults = {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "source"
+    }
+    unknown = sorted(set(kwargs) - set(defaults))
+    if unknown:
+        msg = f"remove_background_kwargs: unknown argument(s) {unknown}; valid: {sorted(defaults)}"
+        raise ValueError(msg)
+    return {**defaults, **kwargs}
 
 
 def _xyz_files(folder: Path) -> list[Path]:
@@ -335,12 +404,14 @@ def remove_background_tree(
     categories: Sequence[str] | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    **kwargs: object,
 ) -> Path:
     """Remove the background of every point cloud of an MVTec 3D-AD-like tree, once, into the plug-in's cache.
 
     Every ``xyz/*.tiff`` below ``root/<category>`` (or below ``root`` when ``categories`` is ``None``) is
-    processed with the paper's settings, unless its cached copy is at least as new as the file. The tree
-    itself is never written to.
+    processed with the paper's settings (or ``kwargs``), unless its cached copy was computed from the same file
+    (path, size, modification time) with the same parameters (see :func:`cache_record`). The tree itself is
+    never written to.
 
     Args:
         root (str | Path): Data tree, e.g. ``./datasets/MVTec3D`` (or a single category folder).
@@ -349,6 +420,7 @@ def remove_background_tree(
         cache_dir (str | Path | None): Cache directory of the tree; defaults to
             ``<root>/../.anomalib_cmdr_cache/<root name>``.
         progress (bool): Show a tqdm progress bar over the files.
+        **kwargs: Parameters of :func:`remove_background` (its defaults are the paper's, in metres).
 
     Returns:
         Path: The folder that mirrors ``root``: the cleaned copy of ``root/<rel>`` is ``returned/<rel>``.
@@ -366,7 +438,7 @@ def remove_background_tree(
     if not root.is_dir():
         msg = f"{root}: data folder does not exist"
         raise DataFileError(msg)
-    cache = XYZCache(root, cache_dir)
+    cache = XYZCache(root, cache_dir, **kwargs)
     folders = [root] if categories is None else [root / category for category in categories]
     for folder in folders:
         if not folder.is_dir():
@@ -376,7 +448,7 @@ def remove_background_tree(
     files = [path for folder in folders for path in _xyz_files(folder)]
     computed = 0
     for path in tqdm(files, desc="Removing point cloud background", unit="file", disable=not progress):
-        computed += remove_background_file(path, cache.path_for(path))
+        computed += remove_background_file(path, cache.path_for(path), **kwargs)
     logger.info(
         "Preprocessed %d point cloud(s), %d already cached, in %s", computed, len(files) - computed, cache.mirror
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,6 +71,9 @@ class RGBXYZDataset(AnomalibDepthDataset):
             :mod:`anomalib_cmdr.data.background`). Defaults to ``False``.
         cache_dir (str | Path | None): Cache directory of ``data_root`` (only with ``remove_background``).
             Defaults to ``<data_root>/../.anomalib_cmdr_cache/<data_root name>``.
+        remove_background_kwargs (dict[str, Any] | None): Parameters of
+            :func:`~anomalib_cmdr.data.background.remove_background` (thresholds in the scanner's unit; the
+            defaults are the paper's, in metres for MVTec 3D-AD). Defaults to ``None``.
         data_root (str | Path | None): Data tree whose layout the cache mirrors (only with ``remove_background``).
             Defaults to the category folder (column ``path``); the datamodules pass their ``root``.
 
@@ -90,6 +94,7 @@ class RGBXYZDataset(AnomalibDepthDataset):
         remove_background: bool = False,
         cache_dir: str | Path | None = None,
         data_root: str | Path | None = None,
+        remove_background_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(augmentations=augmentations)
         samples = self._normalize_samples(samples)
@@ -104,7 +109,7 @@ class RGBXYZDataset(AnomalibDepthDataset):
                     msg = "remove_background=True needs data_root when the table has no single 'path' column value"
                     raise ValueError(msg)
                 data_root = roots[0]
-            self.xyz_cache = XYZCache(data_root, cache_dir)
+            self.xyz_cache = XYZCache(data_root, cache_dir, **(remove_background_kwargs or {}))
         if "path" in samples and samples["path"].nunique() == 1:
             self.category = Path(samples["path"].iloc[0]).name
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from anomalib.data.datamodules.base.image import AnomalibDataModule
 from anomalib.data.utils import Split, TestSplitMode, ValSplitMode
@@ -81,6 +82,11 @@ class RGBXYZFolder(AnomalibDataModule):
         normal_dirs (Sequence[str]): Names of the label folders holding normal samples (``train/`` may hold
             only these; a normal-looking name such as ``Good`` or ``OK`` that is not listed is refused, never
             counted as a defect). Defaults to ``("good",)``.
+        remove_background_kwargs (dict[str, Any] | None): Parameters of the background removal
+            (:func:`~anomalib_cmdr.data.background.remove_background`): its distance thresholds are in the point
+            cloud's unit and tuned for MVTec 3D-AD (metres, its point density); set them for other scanners, e.g.
+            ``{plane_distance_threshold: 4.0, plane_removal_distance: 5.0, dbscan_eps: 6.0}`` for millimetres.
+            The cache is recomputed when they change. Defaults to ``None`` (the paper's).
 
     Example:
         >>> datamodule = RGBXYZFolder("./datasets/parts/housing", remove_background=True)  # doctest: +SKIP
@@ -108,6 +114,7 @@ class RGBXYZFolder(AnomalibDataModule):
         remove_background: bool = False,
         cache_dir: str | Path | None = None,
         normal_dirs: Sequence[str] = ("good",),
+        remove_background_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             train_batch_size=train_batch_size,
@@ -129,6 +136,7 @@ class RGBXYZFolder(AnomalibDataModule):
         self.remove_background = remove_background
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.normal_dirs = (normal_dirs,) if isinstance(normal_dirs, str) else tuple(normal_dirs)
+        self.remove_background_kwargs = dict(remove_background_kwargs or {})
 
     @property
     def name(self) -> str:
@@ -150,7 +158,9 @@ class RGBXYZFolder(AnomalibDataModule):
         """Fill the background-removal cache when ``remove_background`` is set (nothing to download)."""
         if self.remove_background:
             categories = [self._category_folder] if self._category_folder is not None else None
-            remove_background_tree(self.root, categories=categories, cache_dir=self.cache_dir)
+            remove_background_tree(
+                self.root, categories=categories, cache_dir=self.cache_dir, **self.remove_background_kwargs
+            )
 
     def _dataset(self, split: Split) -> RGBXYZDataset:
         """Dataset of one split of the category folder.
@@ -166,6 +176,7 @@ class RGBXYZFolder(AnomalibDataModule):
             remove_background=self.remove_background,
             cache_dir=self.cache_dir,
             data_root=self.root,
+            remove_background_kwargs=self.remove_background_kwargs,
         )
 
     def _setup(self, _stage: str | None = None) -> None:

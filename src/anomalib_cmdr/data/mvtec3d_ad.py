@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from anomalib.data.datamodules.depth.mvtec_3d import DOWNLOAD_INFO
 from anomalib.data.datasets.depth.mvtec_3d import CATEGORIES
@@ -74,6 +75,8 @@ class MVTec3DAD(RGBXYZFolder):
 
         remove_background (bool): Use the paper's background removal, cached by :meth:`prepare_data`. Defaults to
             ``False``.
+        remove_background_kwargs (dict[str, Any] | None): Parameters of the background removal (see
+            :class:`~anomalib_cmdr.data.RGBXYZFolder`). Defaults to ``None`` (the paper's).
         cache_dir (str | Path | None): Cache directory for ``remove_background``. Defaults to
             ``<root>/../.anomalib_cmdr_cache/<root name>``.
 
@@ -100,6 +103,7 @@ class MVTec3DAD(RGBXYZFolder):
         seed: int | None = None,
         remove_background: bool = False,
         cache_dir: str | Path | None = None,
+        remove_background_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             root=resolve_dataset_root(root, "MVTec3D"),
@@ -118,6 +122,7 @@ class MVTec3DAD(RGBXYZFolder):
             seed=seed,
             remove_background=remove_background,
             cache_dir=cache_dir,
+            remove_background_kwargs=remove_background_kwargs,
         )
         if category not in CATEGORIES:
             logger.warning(

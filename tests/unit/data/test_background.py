@@ -21,7 +21,7 @@ from anomalib_cmdr.data import (
     remove_background_tree,
 )
 from anomalib_cmdr.data.background import XYZCache, default_cache_dir, remove_background_file
-from tests.unit.data.helpers import scene_xyz, tree_snapshot, write_category
+from tests.unit.data.helpers import scene_xyz, tree_snapshot, write_category, write_tiff
 
 
 def test_cache_paths_follow_the_tree(tmp_path: Path) -> None:
@@ -118,3 +118,36 @@ def test_dataset_reads_preprocessed_xyz(tmp_path: Path) -> None:
     datamodule.prepare_data()
     assert len(list(cache_dir.rglob("*.tiff"))) == len(list((root / "widget").rglob("*.tiff")))
     assert tree_snapshot(root) == before
+
+
+def test_cache_follows_the_source_and_parameters_not_only_mtimes(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_category(root, "widget", size=(40, 40))
+    mirror = remove_background_tree(root, categories=["widget"], progress=False)
+    sample = Path("widget/test/crack/xyz/000.tiff")
+    source, cached = root / sample, mirror / sample
+    assert oct(cached.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not mkstemp's 0600
+
+    # replaced by another cloud with an OLDER modification time (cp -p, rsync -a, tar x)
+    other = scene_xyz(40, 40, seed=99)
+    write_tiff(source, other)
+    os.utime(source, ns=(source.stat().st_atime_ns, cached.stat().st_mtime_ns - 10**9))
+    assert remove_background_file(source, cached) is True
+    assert np.array_equal(tifffile.imread(cached), remove_background(other))
+    assert remove_background_file(source, cached) is False  # now up to date
+
+    # other parameters recompute; unknown ones are refused
+    assert remove_background_file(source, cached, border=5) is True
+    with pytest.raises(ValueError, match="unknown argument"):
+        XYZCache(root, border_px=3)
+
+    # a second tree with the same relative paths sharing the cache folder
+    twin = tmp_path / "twin" / "data"
+    write_category(twin, "widget", size=(40, 40))
+    assert remove_background_file(twin / sample, cached) is True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
