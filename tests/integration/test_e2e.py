@@ -178,3 +178,25 @@ def test_seeded_cli_runs_are_repeatable(tmp_path):
     assert heads
     for key, value in states[0].items():
         torch.testing.assert_close(states[1][key], value, rtol=0, atol=0, equal_nan=True, msg=key)
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumed_from_the_last_checkpoint_reaches_the_same_weights(tmp_path):
+    from lightning.pytorch import seed_everything
+
+    def fit(name: str, max_epochs: int, ckpt_path: Path | None = None) -> CMDR:
+        seed_everything(0)
+        model = CMDR(**TINY, image_size=32)
+        datamodule = Synthetic3D(root=tmp_path / "data", **SMALL_DATA)
+        engine = Engine(  # anomalib's checkpoint callback saves after every epoch
+            max_epochs=max_epochs, default_root_dir=tmp_path / name, logger=False,
+            accelerator="cpu", num_sanity_val_steps=0, enable_progress_bar=False,
+        )  # fmt: skip
+        engine.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        return model
+
+    uninterrupted = fit("whole", 3)
+    fit("interrupted", 1)  # stopped after one epoch
+    resumed = fit("resumed", 3, ckpt_path=next((tmp_path / "interrupted").rglob("*.ckpt")))
+    for key, value in uninterrupted.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, equal_nan=True, msg=key)

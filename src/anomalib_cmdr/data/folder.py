@@ -37,13 +37,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from anomalib.data.datamodules.base.image import AnomalibDataModule
 from anomalib.data.utils import Split, TestSplitMode, ValSplitMode
+from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Transform
 
 from anomalib_cmdr.data.background import remove_background_tree
 from anomalib_cmdr.data.dataset import RGBXYZDataset
 from anomalib_cmdr.data.samples import make_rgbxyz_samples
+from anomalib_cmdr.data.sampling import EpochShuffleSampler
 
 __all__ = ["DEFAULT_NUM_WORKERS", "RGBXYZFolder"]
 
@@ -177,6 +180,24 @@ class RGBXYZFolder(AnomalibDataModule):
             cache_dir=self.cache_dir,
             data_root=self.root,
             remove_background_kwargs=self.remove_background_kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Training batches in an order that depends only on the seed and the epoch (resumable runs).
+
+        The seed is the datamodule's ``seed``, else the global seed (``seed_everything``); see
+        :class:`~anomalib_cmdr.data.sampling.EpochShuffleSampler`.
+
+        Returns:
+            DataLoader: The training data loader.
+        """
+        seed = self.seed if self.seed is not None else torch.initial_seed() % 2**31
+        return DataLoader(
+            dataset=self.train_data,
+            sampler=EpochShuffleSampler(self.train_data, seed),
+            batch_size=self.train_batch_size,
+            num_workers=self.num_workers,
+            collate_fn=self.external_collate_fn or self.train_data.collate_fn,
         )
 
     def _setup(self, _stage: str | None = None) -> None:

@@ -50,12 +50,20 @@ from .heads import D3DVariant
 from .pre_processor import RGBXYZPreProcessor
 from .predictions import PredictionTable
 from .pretrained import PretrainedBackbonesMixin
+from .resume import RandomStateMixin
 from .torch_model import Calibration, CMDRModel
 
 logger = logging.getLogger(__name__)
 
 
-class CMDR(PretrainedBackbonesMixin, CalibrationMixin, FeatureCacheMixin, CMDRExportMixin, AnomalibModule):
+class CMDR(
+    PretrainedBackbonesMixin,
+    RandomStateMixin,
+    CalibrationMixin,
+    FeatureCacheMixin,
+    CMDRExportMixin,
+    AnomalibModule,
+):
     """CMDR-IAD as an anomalib model.
 
     Defaults reproduce the paper: DINO ViT-B/8 and Point-MAE (1024 groups of 128 points, blocks
