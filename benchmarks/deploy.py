@@ -176,7 +176,7 @@ def accuracy(seeds: list[int], data_root: Path, work: Path) -> list[dict]:
                     AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=0.3),
                 )
                 for label in variants
-            }  # noqa: E501
+            }
             for item in datamodule.test_data:
                 rgb8 = (item.image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
                 xyz = item.depth_map.permute(1, 2, 0).numpy()
@@ -208,7 +208,7 @@ def accuracy(seeds: list[int], data_root: Path, work: Path) -> list[dict]:
             print(
                 f"  accuracy {category} seed {seed}: "
                 + ", ".join(f"{r['runtime']} {r['image_AUROC']:.3f}" for r in rows[-len(variants) :])
-            )  # noqa: E501
+            )
     return rows
 
 
@@ -217,10 +217,21 @@ class _Batch:
         self.__dict__.update(fields)
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def report(speed_rows: list[dict], accuracy_rows: list[dict], repeats: int) -> str:
     """The markdown report."""
     lines = [
-        f"Measured {date.today().isoformat()} on {platform.processor() or platform.machine()} "
+        f"Measured {date.today().isoformat()} on {_cpu_name()} "
         f"({os.cpu_count()} cores), torch {torch.__version__}, OpenVINO "
         f"{__import__('openvino').__version__}; `python benchmarks/deploy.py --repeats {repeats}`. "
         "Random-init backbones; batch size 1; median of interleaved runs.",
@@ -245,7 +256,7 @@ def report(speed_rows: list[dict], accuracy_rows: list[dict], repeats: int) -> s
         table = pd.DataFrame(accuracy_rows)
         per_seed = table.groupby(["runtime", "seed"], sort=False)[["image_AUROC", "AUPRO@0.3"]].mean()
         summary = per_seed.groupby(level=0, sort=False).agg(["mean", "std"])
-        seeds = sorted(table["seed"].unique())
+        seeds = sorted(int(seed) for seed in table["seed"].unique())
         lines += [
             "",
             f"Accuracy, offline configuration, mean over the {table['category'].nunique()} Synthetic3D categories "
@@ -272,6 +283,9 @@ def main() -> None:
     parser.add_argument(
         "--reuse-speed", action="store_true", help="take parity and speed from the last run's saved rows"
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the last run's saved rows (no measurement)"
+    )
     parser.add_argument("--results", type=Path, default=Path("results/deploy_benchmark"), help="saved rows")
     parser.add_argument("--data-root", type=Path, default=Path("datasets/Synthetic3D"))
     parser.add_argument("--output", type=Path, help="markdown file whose deploy-benchmark block to replace")
@@ -281,6 +295,12 @@ def main() -> None:
 
     synthesize(args.data_root, image_size=128, seed=0, **{k: v for k, v in SYNTH.items() if k != "synth_image_size"})
     args.results.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        speed_rows = json.loads((args.results / "speed.json").read_text())
+        accuracy_file = args.results / "accuracy.json"
+        accuracy_rows = json.loads(accuracy_file.read_text()) if accuracy_file.is_file() else []
+        _write_report(report(speed_rows, accuracy_rows, args.repeats), args.output)
+        return
     with tempfile.TemporaryDirectory() as work:
         if args.reuse_speed:
             speed_rows = json.loads((args.results / "speed.json").read_text())
@@ -293,16 +313,20 @@ def main() -> None:
         accuracy_rows = [] if args.skip_accuracy else accuracy(args.seeds, args.data_root, Path(work))
         if accuracy_rows:
             (args.results / "accuracy.json").write_text(json.dumps(accuracy_rows, indent=1))
-    text = report(speed_rows, accuracy_rows, args.repeats)
+    _write_report(report(speed_rows, accuracy_rows, args.repeats), args.output)
+
+
+def _write_report(text: str, output: Path | None) -> None:
+    """Print the report and replace the marked block of ``output`` with it."""
     print(text)
-    if args.output:
-        content = args.output.read_text()
+    if output:
+        content = output.read_text()
         if START not in content or END not in content:
-            raise SystemExit(f"{args.output}: no {START} ... {END} block to replace")
+            raise SystemExit(f"{output}: no {START} ... {END} block to replace")
         head, rest = content.split(START, 1)
         tail = rest.split(END, 1)[1]
-        args.output.write_text(f"{head}{START}\n{text}\n{END}{tail}")
-        print(f"written to {args.output}")
+        output.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+        print(f"written to {output}")
 
 
 if __name__ == "__main__":
