@@ -267,6 +267,12 @@ class CMDRModel(nn.Module):
             if not torch.isfinite(xyz).all():
                 msg = "The point clouds contain NaN or inf coordinates: mark missing points as (0, 0, 0)."
                 raise ValueError(msg)
+        if self.use_rgb and self.use_xyz and rgb.shape[-2:] != xyz.shape[-2:]:  # type: ignore[union-attr]
+            msg = (
+                f"RGB {tuple(rgb.shape[-2:])} and xyz {tuple(xyz.shape[-2:])} sizes differ: an organized cloud has "  # type: ignore[union-attr]
+                "one point per RGB pixel (CMDR's pre-processor brings both to the model's image_size)."
+            )
+            raise ValueError(msg)
         if self.use_rgb and self.use_xyz and rgb.shape[0] != xyz.shape[0]:  # type: ignore[union-attr]
             msg = f"RGB batch ({rgb.shape[0]}) and xyz batch ({xyz.shape[0]}) differ in size."  # type: ignore[union-attr]
             raise ValueError(msg)
@@ -288,7 +294,7 @@ class CMDRModel(nn.Module):
             list[SampleFeatures]: One per sample.
         """
         self._check_inputs(rgb, xyz)
-        rgb = rgb.float() if rgb is not None and rgb.dtype == torch.float64 else rgb  # float64 arrays from numpy
+        rgb = rgb.float() if rgb is not None else None  # float64 (numpy) or float16 inputs: the weights are float32
         xyz = xyz.float() if xyz is not None else None
         reference = rgb if rgb is not None else xyz
         batch, size = reference.shape[0], (int(reference.shape[-2]), int(reference.shape[-1]))  # type: ignore[union-attr]
