@@ -167,6 +167,7 @@ class CMDR(
         if not feature_cache_memory_gb >= 0:
             msg = f"feature_cache_memory_gb={feature_cache_memory_gb!r}: must be >= 0."
             raise ValueError(msg)
+        self._samples_without_points = 0
         self.feature_cache = feature_cache
         self.feature_cache_memory_gb = float(feature_cache_memory_gb)
         self.model: CMDRModel = CMDRModel(
@@ -263,7 +264,10 @@ class CMDR(
     def training_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Sum of the four head losses; a head whose loss is not finite is skipped for this step."""
         del args, kwargs
-        losses = self.model.losses(self.batch_features(batch))
+        features = self.batch_features(batch)
+        if self.model.use_xyz and self.model.use_rgb:
+            self._samples_without_points += int((~features.valid.any(dim=1)).sum())
+        losses = self.model.losses(features)
         size = batch.batch_size if hasattr(batch, "batch_size") else None
         finite = {}
         for name, loss in losses.items():
@@ -277,6 +281,22 @@ class CMDR(
         total = sum(finite.values())
         self.log("train_loss", total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         return total
+
+    def on_train_epoch_start(self) -> None:
+        """Start counting the training samples without any valid 3D point."""
+        self._samples_without_points = 0
+        super().on_train_epoch_start()
+
+    def on_train_epoch_end(self) -> None:
+        """Say how many training samples had no valid 3D point (they trained the RGB reconstruction head only)."""
+        if self._samples_without_points:
+            logger.warning(
+                "%d training sample(s) of epoch %d had no valid 3D point (missing or empty point cloud): they "
+                "trained the RGB reconstruction head only.",
+                self._samples_without_points,
+                self.current_epoch,
+            )
+        super().on_train_epoch_end()
 
     def validation_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Anomaly maps and scores added to the batch."""

@@ -366,11 +366,18 @@ class CMDRModel(nn.Module):
         return pairs
 
     def losses(self, features: CMDRFeatures) -> dict[str, torch.Tensor]:
-        """Masked cosine loss of each head, ``loss_<name>`` (each depends only on its own head's parameters)."""
+        """Masked cosine loss of each head, ``loss_<name>`` (each depends only on its own head's parameters).
+
+        Every head learns on the pixels that hold a 3D point. A training sample without any valid 3D point
+        (a missing or empty point cloud) trains the RGB reconstruction head (D2D) on all its pixels and no
+        other head.
+        """
         pairs = self.predict_features(features)  # the heads may run in mixed precision, the losses do not
-        with full_precision(features.valid):
+        valid = features.valid
+        rgb_valid = valid | ~valid.any(dim=1, keepdim=True) if self.use_xyz else valid
+        with full_precision(valid):
             return {
-                f"loss_{name}": masked_cosine_loss(pred.float(), target.float(), features.valid)
+                f"loss_{name}": masked_cosine_loss(pred.float(), target.float(), rgb_valid if name == "d2r" else valid)
                 for name, (pred, target) in pairs.items()
             }
 

@@ -240,3 +240,32 @@ def test_random_backbones_come_from_a_fixed_seed_and_leave_the_global_rng_alone(
     torch.manual_seed(1)
     CMDRModel(**tiny_kwargs, grid_size=32)
     assert torch.equal(torch.rand(1), after_first)
+
+
+def test_a_training_sample_without_points_trains_only_the_rgb_reconstruction(model, clouds):
+    rgb, xyz = clouds
+    xyz[1] = 0  # the second sample's point cloud is missing
+    model.eval()  # no dropout: the two loss computations differ only by the input
+    features = model.extract_features(rgb, xyz)
+    assert not features.valid[1].any()
+    changed = model.extract_features(rgb, xyz)
+    changed.rgb[1] = changed.rgb[1] + 1.0  # other RGB features for the sample without points
+    before, after = model.losses(features), model.losses(changed)
+    assert not torch.equal(before["loss_d2r"], after["loss_d2r"])  # D2D learns from it, on all its pixels
+    for name in ("loss_d2m", "loss_d3m", "loss_d3r"):
+        torch.testing.assert_close(before[name], after[name], rtol=0, atol=0)  # no other head sees it
+    assert all(torch.isfinite(loss) for loss in before.values())
+
+
+def test_training_warns_with_the_count_of_samples_without_points(tiny_kwargs, caplog):
+    from anomalib_cmdr import CMDR
+
+    model = CMDR(**tiny_kwargs, image_size=32)
+    rgb, xyz = make_clouds(2)
+    xyz[0] = 0
+    batch = {"image": rgb, "depth_map": xyz}
+    model.on_train_epoch_start()
+    model.training_step(type("Batch", (), {**batch, "batch_size": 2})())
+    with caplog.at_level("WARNING"):
+        model.on_train_epoch_end()
+    assert "1 training sample(s) of epoch 0 had no valid 3D point" in caplog.text
