@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class InferenceTimings:
 
     prepare: float = 0.0
     graph: float = 0.0
-    history: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _export_files(path: str | Path) -> tuple[Path, Path]:
@@ -173,7 +172,6 @@ class CMDROpenVINOInferencer:
         outputs = self.model({name: tensor.numpy() for name, tensor in inputs.items()})
         done = time.perf_counter()
         self.timings.prepare, self.timings.graph = prepared - start, done - prepared
-        self.timings.history.append((self.timings.prepare, self.timings.graph))
         results = {name: np.asarray(outputs[self.model.output(name)]) for name in self.spec.outputs}
         shown = images if images is not None else clouds
         return NumpyImageBatch(image=shown.numpy(), **self._squeeze(results))  # type: ignore[union-attr]
