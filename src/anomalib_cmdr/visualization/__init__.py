@@ -4,9 +4,10 @@
 """Pictures of RGB + 3D predictions.
 
 Example:
-    >>> from anomalib_cmdr.visualization import depth_image, prediction_panel
+    >>> from anomalib_cmdr.visualization import CMDRVisualizer, depth_image, prediction_panel
 """
 
 from .panels import depth_image, prediction_panel
+from .visualizer import CMDRVisualizer
 
-__all__ = ["depth_image", "prediction_panel"]
+__all__ = ["CMDRVisualizer", "depth_image", "prediction_panel"]

@@ -42,6 +42,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
 from anomalib_cmdr.deploy.export import CMDRExportMixin
+from anomalib_cmdr.visualization import CMDRVisualizer
 
 from .anomaly_map import MapNormalization, Modality
 from .calibration import CalibrationMixin
@@ -118,7 +119,8 @@ class CMDR(
             Defaults to ``True``.
         evaluator (Evaluator | bool): Evaluator or ``True`` for image AUROC/F1, pixel AUROC, AUPRO@0.3 and
             AUPRO@0.01. Defaults to ``True``.
-        visualizer (Visualizer | bool): Visualizer or ``True`` for anomalib's default. Defaults to ``True``.
+        visualizer (Visualizer | bool): Visualizer, ``True`` for :class:`~anomalib_cmdr.visualization.CMDRVisualizer`
+            (RGB, depth, the map over both, masks) or ``False`` for none. Defaults to ``True``.
 
     Example:
         >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1, 2], xyz_backbone="fpfh", pretrained=False,
@@ -197,6 +199,15 @@ class CMDR(
             PreProcessor: A :class:`RGBXYZPreProcessor`.
         """
         return RGBXYZPreProcessor(image_size or (224, 224))
+
+    @classmethod
+    def configure_visualizer(cls) -> CMDRVisualizer:
+        """Per sample: RGB, depth, the map over both, the masks (:class:`~anomalib_cmdr.visualization.CMDRVisualizer`).
+
+        Returns:
+            CMDRVisualizer: The visualizer.
+        """
+        return CMDRVisualizer()
 
     @property
     def input_size(self) -> tuple[int, int] | None:

@@ -1,0 +1,106 @@
+# Copyright (C) 2026 anomalib-cmdr developers
+# SPDX-License-Identifier: Apache-2.0
+
+"""CMDR's default visualizer: anomalib's visualizer mechanism, with the 3D side shown.
+
+anomalib's ``ImageVisualizer`` draws the RGB image, the mask and the map over the image. For an RGB + 3D
+model the point cloud is half the evidence, so :class:`CMDRVisualizer` writes, per test or predicted sample,
+:func:`~anomalib_cmdr.visualization.panels.prediction_panel`: RGB, depth (coloured, holes black), the anomaly
+map over each, and the predicted mask with the ground truth when known, titled with score and label. Only
+the panels of the model's modality are drawn. Files go where anomalib puts its pictures
+(``<default_root_dir>/images/...``, named by anomalib's ``generate_output_filename``), and
+``CMDR(visualizer=False)`` turns them off as for any anomalib model.
+
+Example:
+    >>> from anomalib_cmdr import CMDR
+    >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1], xyz_backbone="fpfh", pretrained=False)
+    >>> type(model.visualizer).__name__
+    'CMDRVisualizer'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from anomalib.utils.path import generate_output_filename
+from anomalib.visualization import ImageVisualizer
+from torchvision import tv_tensors
+
+from anomalib_cmdr.data.io import read_rgb, read_xyz
+from anomalib_cmdr.data.transforms import SquarePadResize
+
+from .panels import prediction_panel
+
+
+def _numpy(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+class CMDRVisualizer(ImageVisualizer):
+    """Write one RGB + depth prediction picture per test or predicted sample.
+
+    Args:
+        output_dir (str | Path | None): Folder of the pictures; ``None``: ``<default_root_dir>/images``.
+            Defaults to ``None``.
+        square_pad (bool): Square-pad the inputs before resizing them to the map, as CMDR's pre-processor does.
+            Defaults to ``True``.
+    """
+
+    def __init__(self, output_dir: str | Path | None = None, square_pad: bool = True) -> None:
+        super().__init__(output_dir=output_dir)
+        self.square_pad = square_pad
+
+    def _inputs(self, item: Any, size: tuple[int, int], modality: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The sample's RGB and point cloud, read from its files and resized like the model's input."""
+        resize = SquarePadResize(size, self.square_pad)
+        rgb = xyz = None
+        if modality != "xyz" and getattr(item, "image_path", None):
+            image = torch.from_numpy(read_rgb(item.image_path)).permute(2, 0, 1)
+            rgb = resize(tv_tensors.Image(image)).permute(1, 2, 0).numpy()
+        if modality != "rgb" and getattr(item, "depth_path", None):
+            cloud = torch.from_numpy(read_xyz(item.depth_path)).permute(2, 0, 1)
+            xyz = resize(tv_tensors.Mask(cloud)).permute(1, 2, 0).numpy()
+        return rgb, xyz
+
+    def on_test_batch_end(
+        self,
+        trainer: Any,
+        pl_module: Any,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Write the pictures of the batch's samples."""
+        del outputs, batch_idx, dataloader_idx
+        if self.output_dir is None:
+            self.output_dir = Path(trainer.default_root_dir) / "images"
+        modality = getattr(getattr(pl_module, "model", None), "modality", "rgb+xyz")
+        datamodule = getattr(trainer, "datamodule", None)
+        for item in batch:
+            if item.anomaly_map is None:
+                continue
+            anomaly_map = _numpy(item.anomaly_map).squeeze()
+            rgb, xyz = self._inputs(item, tuple(anomaly_map.shape[-2:]), modality)
+            label = item.pred_label
+            panel = prediction_panel(
+                rgb,
+                xyz,
+                anomaly_map,
+                _numpy(item.pred_mask),
+                float(item.pred_score) if item.pred_score is not None else float(anomaly_map.max()),
+                None if label is None else bool(label),
+                gt_mask=_numpy(item.gt_mask) if getattr(item, "gt_mask", None) is not None else None,
+            )
+            filename = generate_output_filename(
+                input_path=item.image_path or item.depth_path or "",
+                output_path=self.output_dir,
+                dataset_name=getattr(datamodule, "name", None) if datamodule else None,
+                category=getattr(datamodule, "category", None) if datamodule else None,
+            )
+            panel.save(filename)
