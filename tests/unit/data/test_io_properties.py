@@ -22,7 +22,7 @@ DTYPES = st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64,
 SHAPES = array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)  # the same examples in every run: CI stays deterministic
 @given(arrays(DTYPES, SHAPES))
 def test_read_xyz_gives_a_valid_cloud_or_names_the_file(array):
     with tempfile.TemporaryDirectory() as folder:
@@ -39,7 +39,7 @@ def test_read_xyz_gives_a_valid_cloud_or_names_the_file(array):
         assert xyz.dtype == np.float32 and xyz.ndim == 3 and xyz.shape[2] == 3 and np.isfinite(xyz).all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)  # the same examples in every run: CI stays deterministic
 @given(st.binary(min_size=0, max_size=200), st.sampled_from(["png", "tiff"]))
 def test_garbage_bytes_name_the_file(data, suffix):
     with tempfile.TemporaryDirectory() as folder:
@@ -53,7 +53,7 @@ def test_garbage_bytes_name_the_file(data, suffix):
                 assert f"garbage.{suffix}" in str(error)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)  # the same examples in every run: CI stays deterministic
 @given(
     st.sampled_from(["L", "RGB", "RGBA", "LA", "I;16", "I", "F", "P", "1"]),
     st.integers(1, 8),

@@ -51,7 +51,7 @@ def inputs(draw):
     return rgb, xyz
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)  # the same examples in every run: CI stays deterministic
 @given(inputs())
 def test_inference_gives_valid_output_or_a_clear_error(pair):
     rgb, xyz = pair
