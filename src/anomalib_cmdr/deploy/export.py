@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from anomalib.deploy import CompressionType, ExportType
 from anomalib.models.components.base.export_mixin.utils import create_export_root
+from torchvision import tv_tensors
 
 from .graph import CMDRDeployGraph
 from .inputs import GraphInputBuilder
@@ -139,16 +140,12 @@ def calibration_inputs(graph: CMDRDeployGraph, spec: DeploySpec, datamodule: Ano
         xyz = batch.depth_map if spec.uses_xyz else None
         rgb = builder.resize(rgb) if rgb is not None and tuple(rgb.shape[-2:]) != spec.image_size else rgb
         if xyz is not None and tuple(xyz.shape[-2:]) != spec.image_size:
-            from torchvision import tv_tensors
-
             xyz = builder.resize(tv_tensors.Mask(xyz)).as_subclass(torch.Tensor)
-        inputs = builder.from_tensors(rgb, xyz)
-        size = next(iter(inputs.values())).shape[0]
-        for i in range(size):
-            sample = {name: value[i : i + 1] for name, value in inputs.items()}
-            if "interp_index" in sample:  # rows of a batch of one
-                sample["interp_index"] = sample["interp_index"] - i * int(spec.num_group)  # type: ignore[arg-type]
-            samples.append(tuple(sample[name].numpy() for name in spec.inputs))
+        for i in range(batch.batch_size):  # one sample at a time: the graph's inputs of a batch of one
+            inputs = builder.from_tensors(
+                rgb[i : i + 1] if rgb is not None else None, xyz[i : i + 1] if xyz is not None else None
+            )
+            samples.append(tuple(inputs[name].numpy() for name in spec.inputs))
     return samples
 
 

@@ -277,7 +277,8 @@ class CMDR(
         del args, kwargs
         features = self.batch_features(batch)
         if self.model.use_xyz and self.model.use_rgb:
-            self._samples_without_points += int((~features.valid.any(dim=1)).sum())
+            # kept on the device: read once per epoch, no host-device synchronisation per step
+            self._samples_without_points = self._samples_without_points + (~features.valid.any(dim=1)).sum()
         losses = self.model.losses(features)
         size = batch.batch_size if hasattr(batch, "batch_size") else None
         finite = {}
@@ -300,11 +301,12 @@ class CMDR(
 
     def on_train_epoch_end(self) -> None:
         """Say how many training samples had no valid 3D point (they trained the RGB reconstruction head only)."""
-        if self._samples_without_points:
+        count = int(self._samples_without_points)
+        if count:
             logger.warning(
                 "%d training sample(s) of epoch %d had no valid 3D point (missing or empty point cloud): they "
                 "trained the RGB reconstruction head only.",
-                self._samples_without_points,
+                count,
                 self.current_epoch,
             )
         super().on_train_epoch_end()
