@@ -137,11 +137,17 @@ class RGBXYZDataset(AnomalibDepthDataset):
             samples["mask_path"] = ""
         samples["mask_path"] = samples["mask_path"].fillna("").astype(str)
         for column in ("image_path", "depth_path"):
-            exists = samples[column].map(lambda path: Path(path).is_file())
+            samples[column] = samples[column].fillna("").astype(str)
+            exists = samples[column].map(lambda path: path == "" or Path(path).is_file())
             if not exists.all():
                 first = samples.loc[~exists, column].iloc[0]
                 msg = f"{first}: file does not exist ({int((~exists).sum())} missing in column {column!r})"
                 raise DataFileError(msg)
+        neither = (samples["image_path"] == "") & (samples["depth_path"] == "")
+        if neither.any():
+            row = samples[neither].iloc[0]
+            msg = f"sample {row.get('sample_id', row.name)!r} has neither an RGB image nor a point cloud"
+            raise DataFileError(msg)
         samples.attrs = attrs
         if "task" not in samples.attrs:
             has_mask = (samples["mask_path"] != "").any()
@@ -177,21 +183,34 @@ class RGBXYZDataset(AnomalibDepthDataset):
         image_path, depth_path, mask_path = str(row.image_path), str(row.depth_path), str(row.mask_path)
         label_index = int(row.label_index)
 
-        rgb = read_rgb(image_path)
-        xyz = read_xyz(self._xyz_file(depth_path))
-        mask = read_mask(mask_path) if mask_path else np.zeros(rgb.shape[:2], dtype=bool)
-        if mask.shape != rgb.shape[:2]:
-            msg = f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but {image_path} is {_wxh(rgb)}"
+        # a sample may lack one modality (single-modality trees, allow_incomplete): a missing RGB image is served
+        # all NaN and a missing point cloud all zero (no valid point), the conventions of CMDR's missing-modality
+        # branches
+        rgb = read_rgb(image_path) if image_path else None
+        xyz = read_xyz(self._xyz_file(depth_path)) if depth_path else None
+        reference, reference_path = (rgb, image_path) if rgb is not None else (xyz, depth_path)
+        mask = read_mask(mask_path) if mask_path else np.zeros(reference.shape[:2], dtype=bool)
+        if mask.shape != reference.shape[:2]:
+            msg = (
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but {reference_path} is {_wxh(reference)}"
+            )
             raise DataFileError(msg)
-        if xyz.shape[:2] != rgb.shape[:2]:
+        if xyz is not None and rgb is not None and xyz.shape[:2] != rgb.shape[:2]:
             msg = (
                 f"{depth_path}: point cloud is {_wxh(xyz)} (WxH) but {image_path} is {_wxh(rgb)}; the organized "
                 "cloud must have one point per RGB pixel"
             )
             raise DataFileError(msg)
 
-        image = Image(to_dtype_image(torch.from_numpy(rgb).permute(2, 0, 1), torch.float32, scale=True))
-        depth = torch.from_numpy(xyz).permute(2, 0, 1).contiguous()
+        height, width = reference.shape[:2]
+        if rgb is not None:
+            image = Image(to_dtype_image(torch.from_numpy(rgb).permute(2, 0, 1), torch.float32, scale=True))
+        else:
+            image = Image(torch.full((3, height, width), torch.nan))
+        if xyz is not None:
+            depth = torch.from_numpy(xyz).permute(2, 0, 1).contiguous()
+        else:
+            depth = torch.zeros(3, height, width)
         gt_mask = Mask(torch.from_numpy(mask)) if self.task == TaskType.SEGMENTATION else None
         if self.augmentations:
             placeholder = gt_mask if gt_mask is not None else Mask(torch.zeros(image.shape[-2:], dtype=torch.bool))
@@ -214,7 +233,8 @@ def check_sample_headers(samples: DataFrame) -> None:
     """Read every sample's file headers now, so that a bad file stops the run before training, not after.
 
     Checks that each RGB image and mask opens, that each point cloud is a real-valued ``(H, W, 3)`` TIFF, and
-    that the three have the same size (pixels are not decoded: this is fast).
+    that the three have the same size (pixels are not decoded: this is fast). A modality a sample lacks
+    (path ``""``) is skipped.
 
     Args:
         samples (DataFrame): The sample table (``image_path``, ``depth_path``, ``mask_path``).
@@ -225,9 +245,11 @@ def check_sample_headers(samples: DataFrame) -> None:
     for image_path, depth_path, mask_path in zip(
         samples["image_path"], samples["depth_path"], samples["mask_path"], strict=True
     ):
-        size = probe_image(image_path)
-        xyz_size = probe_xyz(depth_path)
-        if xyz_size != size:
+        size = probe_image(image_path) if image_path else None
+        xyz_size = probe_xyz(depth_path) if depth_path else None
+        if size is None:
+            size, image_path = xyz_size, depth_path
+        elif xyz_size is not None and xyz_size != size:
             msg = (
                 f"{depth_path}: point cloud is {xyz_size[1]}x{xyz_size[0]} (WxH) but {image_path} is "
                 f"{size[1]}x{size[0]}; the organized cloud must have one point per RGB pixel"
@@ -260,4 +282,16 @@ def _collate_same_size(items: list[DepthItem]) -> DepthBatch:
             "anomalib_cmdr.data.transforms.SquarePadResize(224)"
         )
         raise DataFileError(msg)
-    return DepthBatch.collate(items)
+    # anomalib's item validator turns a missing path ("", a sample without that modality) into None, which its
+    # batch validator refuses among strings: such lists are collated with "" for the missing paths
+    mixed = {}
+    for field in ("image_path", "depth_path"):
+        paths = [getattr(item, field) for item in items]
+        if None in paths and any(path is not None for path in paths):
+            mixed[field] = [path or "" for path in paths]
+            for item in items:
+                setattr(item, field, None)
+    batch = DepthBatch.collate(items)
+    for field, paths in mixed.items():
+        setattr(batch, field, paths)
+    return batch

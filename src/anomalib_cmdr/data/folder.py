@@ -45,7 +45,7 @@ from torchvision.transforms.v2 import Transform
 
 from anomalib_cmdr.data.background import remove_background_tree
 from anomalib_cmdr.data.dataset import RGBXYZDataset
-from anomalib_cmdr.data.samples import make_rgbxyz_samples
+from anomalib_cmdr.data.samples import TREE_MODALITIES, make_rgbxyz_samples
 from anomalib_cmdr.data.sampling import EpochShuffleSampler
 
 __all__ = ["DEFAULT_NUM_WORKERS", "RGBXYZFolder"]
@@ -90,6 +90,13 @@ class RGBXYZFolder(AnomalibDataModule):
             cloud's unit and tuned for MVTec 3D-AD (metres, its point density); set them for other scanners, e.g.
             ``{plane_distance_threshold: 4.0, plane_removal_distance: 5.0, dbscan_eps: 6.0}`` for millimetres.
             The cache is recomputed when they change. Defaults to ``None`` (the paper's).
+        modality (str): Which files make a sample: ``"auto"`` (the modality folders the tree has: only ``xyz/``
+            for a 3D scanner without camera, only ``rgb/``, or both), ``"rgb+xyz"``, ``"rgb"`` or ``"xyz"``.
+            A missing RGB image is served all NaN and a missing point cloud all zero, the conventions of CMDR's
+            missing-modality branches. Defaults to ``"auto"``.
+        allow_incomplete (bool): Keep samples of an RGB + xyz tree that have only one of their two files (sensor
+            dropouts) instead of refusing them: CMDR scores them with the other branch, and in training they
+            train that modality's reconstruction head only. Defaults to ``False``.
 
     Example:
         >>> datamodule = RGBXYZFolder("./datasets/parts/housing", remove_background=True)  # doctest: +SKIP
@@ -118,6 +125,8 @@ class RGBXYZFolder(AnomalibDataModule):
         cache_dir: str | Path | None = None,
         normal_dirs: Sequence[str] = ("good",),
         remove_background_kwargs: dict[str, Any] | None = None,
+        modality: str = "auto",
+        allow_incomplete: bool = False,
     ) -> None:
         super().__init__(
             train_batch_size=train_batch_size,
@@ -140,6 +149,11 @@ class RGBXYZFolder(AnomalibDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.normal_dirs = (normal_dirs,) if isinstance(normal_dirs, str) else tuple(normal_dirs)
         self.remove_background_kwargs = dict(remove_background_kwargs or {})
+        if modality not in TREE_MODALITIES:
+            msg = f"modality={modality!r}: choose one of {TREE_MODALITIES}."
+            raise ValueError(msg)
+        self.modality = modality
+        self.allow_incomplete = allow_incomplete
 
     @property
     def name(self) -> str:
@@ -175,7 +189,7 @@ class RGBXYZFolder(AnomalibDataModule):
             RGBXYZDataset: The split's dataset, configured with this datamodule's size and cache options.
         """
         return RGBXYZDataset(
-            make_rgbxyz_samples(self.category_root, split, self.normal_dirs),
+            make_rgbxyz_samples(self.category_root, split, self.normal_dirs, self.modality, self.allow_incomplete),
             remove_background=self.remove_background,
             cache_dir=self.cache_dir,
             data_root=self.root,

@@ -11,7 +11,10 @@ A category folder is laid out as in MVTec 3D-AD::
         test/<good | defect type>/{rgb/000.png, xyz/000.tiff, gt/000.png}
 
 :func:`make_rgbxyz_samples` turns such a folder into anomalib's sample table: one row per RGB / xyz pair,
-matched by file stem, with the ground-truth mask when there is one.
+matched by file stem, with the ground-truth mask when there is one. A tree with only ``xyz/`` folders (a 3D
+scanner without camera) or only ``rgb/`` folders is a single-modality tree (``modality="auto"`` finds out);
+with ``allow_incomplete=True`` a sample of an RGB + xyz tree may lack one of its two files (a sensor
+dropout), which CMDR then scores with the other branch.
 
 Example:
     >>> from anomalib_cmdr.data.samples import make_rgbxyz_samples
@@ -31,7 +34,10 @@ from pandas import DataFrame
 from anomalib_cmdr.data.background import XYZ_SUFFIXES
 from anomalib_cmdr.data.io import DataFileError
 
-__all__ = ["NORMAL_LABEL", "RGB_SUFFIXES", "SPLIT_FOLDERS", "make_rgbxyz_samples"]
+__all__ = ["NORMAL_LABEL", "RGB_SUFFIXES", "SPLIT_FOLDERS", "TREE_MODALITIES", "make_rgbxyz_samples"]
+
+TREE_MODALITIES = ("auto", "rgb+xyz", "rgb", "xyz")
+"""Values of ``modality`` of :func:`make_rgbxyz_samples` (``"auto"``: the modality folders the tree has)."""
 
 NORMAL_LABEL = "good"
 """Name of the folder holding normal samples (the default of ``normal_dirs``)."""
@@ -150,6 +156,8 @@ def _label_rows(
     split: Split,
     label_dir: Path,
     normal_dirs: tuple[str, ...] = (NORMAL_LABEL,),
+    modality: str = "rgb+xyz",
+    allow_incomplete: bool = False,
 ) -> list[dict[str, object]]:
     """Rows of the sample table for one ``<split>/<label>`` folder.
 
@@ -158,21 +166,25 @@ def _label_rows(
         split (Split): Split of ``label_dir``.
         label_dir (Path): Folder holding ``rgb``, ``xyz`` and optionally ``gt``.
         normal_dirs (tuple[str, ...]): Names of the folders of normal samples. Defaults to ``("good",)``.
+        modality (str): ``"rgb+xyz"``, ``"rgb"`` or ``"xyz"``: the files a sample has. Defaults to ``"rgb+xyz"``.
+        allow_incomplete (bool): With ``rgb+xyz``, keep a sample that has only one of its two files (the other
+            path ``""``). Defaults to ``False``.
 
     Returns:
-        list[dict[str, object]]: One row per RGB / xyz pair.
+        list[dict[str, object]]: One row per sample.
 
     Raises:
-        DataFileError: If an RGB image has no point cloud with its stem, or the other way round, or the folder's
-            name is ambiguous (see :func:`_is_normal`).
+        DataFileError: If an RGB image has no point cloud with its stem, or the other way round (unless
+            ``allow_incomplete``), or the folder's name is ambiguous (see :func:`_is_normal`).
     """
     normal = _is_normal(label_dir, split, normal_dirs)
-    rgb = _files_by_stem(label_dir / "rgb", RGB_SUFFIXES)
-    xyz = _files_by_stem(label_dir / "xyz", XYZ_SUFFIXES)
-    if missing := sorted(rgb.keys() - xyz.keys()):
-        raise _unmatched_error(rgb, missing, label_dir / "xyz", "point cloud (.tiff)")
-    if missing := sorted(xyz.keys() - rgb.keys()):
-        raise _unmatched_error(xyz, missing, label_dir / "rgb", "RGB image")
+    rgb = _files_by_stem(label_dir / "rgb", RGB_SUFFIXES) if modality != "xyz" else {}
+    xyz = _files_by_stem(label_dir / "xyz", XYZ_SUFFIXES) if modality != "rgb" else {}
+    if modality == "rgb+xyz" and not allow_incomplete:
+        if missing := sorted(rgb.keys() - xyz.keys()):
+            raise _unmatched_error(rgb, missing, label_dir / "xyz", "point cloud (.tiff)")
+        if missing := sorted(xyz.keys() - rgb.keys()):
+            raise _unmatched_error(xyz, missing, label_dir / "rgb", "RGB image")
     masks = _files_by_stem(label_dir / "gt", RGB_SUFFIXES)
     label = label_dir.name
     label_index = LabelName.NORMAL if normal else LabelName.ABNORMAL
@@ -183,13 +195,28 @@ def _label_rows(
             "label": label,
             "defect_type": label,
             "sample_id": f"{category_root.name}/{label_dir.parent.name}/{label}/{stem}",
-            "image_path": str(rgb[stem]),
-            "depth_path": str(xyz[stem]),
+            "image_path": str(rgb[stem]) if stem in rgb else "",
+            "depth_path": str(xyz[stem]) if stem in xyz else "",
             "mask_path": str(masks[stem]) if stem in masks else "",
             "label_index": int(label_index),
         }
-        for stem in sorted(rgb)
+        for stem in sorted(rgb.keys() | xyz.keys())
     ]
+
+
+def _tree_modality(category_root: Path, modality: str) -> str:
+    """The modality of a tree: ``modality``, or for ``"auto"`` the modality folders found under its splits.
+
+    Raises:
+        ValueError: If ``modality`` is not one of :data:`TREE_MODALITIES`.
+    """
+    if modality not in TREE_MODALITIES:
+        msg = f"modality={modality!r}: choose one of {TREE_MODALITIES}."
+        raise ValueError(msg)
+    if modality != "auto":
+        return modality
+    found = {name for name in ("rgb", "xyz") if any(category_root.glob(f"*/*/{name}"))}
+    return {"rgb": "rgb", "xyz": "xyz"}.get("".join(sorted(found)), "rgb+xyz")
 
 
 def _as_split(split: str | Split) -> Split:
@@ -203,6 +230,8 @@ def make_rgbxyz_samples(
     category_root: str | Path,
     split: str | Split | None = None,
     normal_dirs: Sequence[str] = (NORMAL_LABEL,),
+    modality: str = "auto",
+    allow_incomplete: bool = False,
 ) -> DataFrame:
     """Build the sample table of an MVTec 3D-AD-like category folder.
 
@@ -216,13 +245,20 @@ def make_rgbxyz_samples(
             for all splits.
         normal_dirs (Sequence[str]): Names of the label folders that hold normal samples (exact names).
             Defaults to ``("good",)``.
+        modality (str): Which files make a sample: ``"rgb+xyz"`` (an RGB image and a point cloud), ``"rgb"`` or
+            ``"xyz"`` (one of them; the other path is ``""``), or ``"auto"``: ``"rgb"`` / ``"xyz"`` when the tree
+            has only ``rgb/`` / only ``xyz/`` folders, else ``"rgb+xyz"``. Defaults to ``"auto"``.
+        allow_incomplete (bool): With ``rgb+xyz``, keep samples that have only one of their two files (their
+            other path is ``""``; CMDR scores them with the branch of the modality they have) instead of
+            refusing them. Defaults to ``False``.
 
     Returns:
-        DataFrame: One row per sample, sorted by ``image_path``, with columns ``path`` (category folder),
+        DataFrame: One row per sample, sorted by ``sample_id``, with columns ``path`` (category folder),
         ``split`` (``"train"``, ``"val"``, ``"test"``), ``label`` and ``defect_type`` (the label folder's
         name, ``"good"`` for normal samples), ``sample_id`` (``<category>/<split folder>/<label>/<stem>``,
-        unique and stable, e.g. as a feature-cache key), ``image_path``, ``depth_path``, ``mask_path``
-        (``""`` when there is none) and ``label_index`` (0 normal, 1 anomalous). Paths are absolute.
+        unique and stable, e.g. as a feature-cache key), ``image_path``, ``depth_path`` (``""`` for a modality
+        the sample lacks), ``mask_path`` (``""`` when there is none) and ``label_index`` (0 normal, 1 anomalous).
+        Paths are absolute.
 
     Raises:
         DataFileError: If the category folder does not exist (the message lists the categories found next
@@ -240,17 +276,18 @@ def make_rgbxyz_samples(
     """
     category_root = _check_category_root(Path(category_root))
     normal_dirs = (normal_dirs,) if isinstance(normal_dirs, str) else tuple(normal_dirs)
+    modality = _tree_modality(category_root, modality)
     rows: list[dict[str, object]] = []
     for split_value, folder_name in SPLIT_FOLDERS.items():
         split_dir = category_root / folder_name
         if split_dir.is_dir():
             for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                rows += _label_rows(category_root, split_value, label_dir, normal_dirs)
+                rows += _label_rows(category_root, split_value, label_dir, normal_dirs, modality, allow_incomplete)
     samples = DataFrame(rows, columns=_COLUMNS).astype({"label_index": int})
     if samples.empty:
         msg = (
             f"{category_root}: no samples found; expected <category>/train/good/rgb/*.png with matching "
-            "xyz/*.tiff (and test/<good|defect>/{rgb,xyz,gt})"
+            "xyz/*.tiff (and test/<good|defect>/{rgb,xyz,gt}), or only rgb/ or only xyz/ folders"
         )
         raise DataFileError(msg)
 
@@ -258,7 +295,7 @@ def make_rgbxyz_samples(
     if has_mask.any():
         unmasked = samples[(samples.label_index == LabelName.ABNORMAL) & ~has_mask]
         if len(unmasked):
-            first = Path(unmasked.image_path.iloc[0])
+            first = Path(unmasked.image_path.iloc[0] or unmasked.depth_path.iloc[0])
             msg = (
                 f"{first}: anomalous sample has no ground-truth mask {first.parent.parent / 'gt' / first.stem}.png "
                 f"({len(unmasked)} such sample(s)), while other samples of {category_root} have masks"
@@ -272,6 +309,6 @@ def make_rgbxyz_samples(
         if samples.empty:
             msg = f"{category_root / SPLIT_FOLDERS[split]}: no samples for split {split.value!r}"
             raise DataFileError(msg)
-    samples = samples.sort_values(by="image_path", ignore_index=True)
+    samples = samples.sort_values(by="sample_id", ignore_index=True)
     samples.attrs["task"] = task.value
     return samples

@@ -115,12 +115,16 @@ class CMDRDeployGraph(nn.Module):
     def _outputs(self, args: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor | None]:
         inputs = dict(zip(self.input_names, args, strict=True))
         model = self.model
-        f2d = f3d = None
+        f2d = f3d = rgb_present = None
         if model.rgb_backbone is not None:
-            f2d = rgb_tokens(model.rgb_backbone((inputs["image"] - self.mean) / self.std), model.grid_size)
+            image = inputs["image"]
+            if model.xyz_backbone is not None:  # an image that is all NaN marks a missing one (3D branch)
+                rgb_present = torch.isfinite(image).flatten(1).all(dim=1)
+                image = torch.where(rgb_present.view(-1, 1, 1, 1), image, torch.zeros_like(image))
+            f2d = rgb_tokens(model.rgb_backbone((image - self.mean) / self.std), model.grid_size)
         if model.xyz_backbone is not None:
             f3d = xyz_tokens(self._point_feature_map(inputs), model.grid_size)
-        anomaly_map, score = model.anomaly_maps(token_features(f2d, f3d), self.image_size)
+        anomaly_map, score = model.anomaly_maps(token_features(f2d, f3d, rgb_present), self.image_size)
         predictions = InferenceBatch(pred_score=score, anomaly_map=anomaly_map)
         if self.post_processor is not None:
             predictions = self.post_processor(predictions)

@@ -29,6 +29,8 @@ import torch
 from anomalib.data import NumpyImageBatch
 
 from anomalib_cmdr.data.io import read_rgb, read_xyz
+from anomalib_cmdr.models.cmdr.geometry import valid_point_mask
+from anomalib_cmdr.models.cmdr.missing_modality import branch_index, branch_names
 
 from .inputs import GraphInputBuilder
 from .spec import METADATA_FILE, DeploySpec, ExportFolderError
@@ -174,7 +176,15 @@ class CMDROpenVINOInferencer:
         self.timings.prepare, self.timings.graph = prepared - start, done - prepared
         results = {name: np.asarray(outputs[self.model.output(name)]) for name in self.spec.outputs}
         shown = images if images is not None else clouds
-        return NumpyImageBatch(image=shown.numpy(), **self._squeeze(results))  # type: ignore[union-attr]
+        explanation = None
+        if images is not None and clouds is not None:  # which branch scored each sample (missing modalities)
+            has_rgb = torch.isfinite(images).flatten(1).all(dim=1)
+            explanation = branch_names(branch_index(has_rgb, valid_point_mask(clouds).flatten(1).any(dim=1)))
+        return NumpyImageBatch(
+            image=np.nan_to_num(shown.numpy()),  # type: ignore[union-attr]
+            explanation=explanation,
+            **self._squeeze(results),
+        )
 
     @staticmethod
     def _squeeze(results: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -128,13 +128,17 @@ class GraphInputBuilder:
             ValueError: See :meth:`from_arrays`.
         """
         spec = self.spec
+        both = spec.uses_rgb and spec.uses_xyz  # an rgb+xyz model serves a sample that lacks one modality
         for name, given, used in (("rgb", rgb, spec.uses_rgb), ("xyz", xyz, spec.uses_xyz)):
-            if used and given is None:
+            if used and not both and (given is None or any(item is None for item in given)):
                 msg = f"{name}: this CMDR was exported with modality={spec.modality!r} and needs {name} input."
                 raise ValueError(msg)
             if not used and given is not None:
                 msg = f"{name}: this CMDR was exported with modality={spec.modality!r}; pass {name}=None."
                 raise ValueError(msg)
+        if rgb is None and xyz is None:
+            msg = "rgb, xyz: no input given; an rgb+xyz CMDR needs RGB images, point clouds or both."
+            raise ValueError(msg)
         count = len(rgb) if rgb is not None else len(xyz)  # type: ignore[arg-type]
         if rgb is not None and xyz is not None and len(rgb) != len(xyz):
             msg = f"{len(rgb)} RGB images but {len(xyz)} point clouds: give one of each per sample."
@@ -142,19 +146,24 @@ class GraphInputBuilder:
         if count == 0:
             msg = "No sample given."
             raise ValueError(msg)
+        rgb_list = [check_rgb(a, i) if a is not None else None for i, a in enumerate(rgb or [None] * count)]
+        xyz_list = [check_xyz(a, i) if a is not None else None for i, a in enumerate(xyz or [None] * count)]
+        for i, (image, cloud) in enumerate(zip(rgb_list, xyz_list, strict=True)):
+            if image is None and cloud is None:
+                msg = f"sample {i}: neither an RGB image nor a point cloud given."
+                raise ValueError(msg)
+            if image is not None and cloud is not None and image.shape[:2] != cloud.shape[:2]:
+                msg = (
+                    f"sample {i}: RGB is {image.shape[1]}x{image.shape[0]} (WxH) but the point cloud is "
+                    f"{cloud.shape[1]}x{cloud.shape[0]}; the organized cloud must have one point per pixel."
+                )
+                raise ValueError(msg)
+        size = (3, *self.spec.image_size)
         images = clouds = None
-        if rgb is not None:
-            images = torch.stack([self._rgb(check_rgb(array, i)) for i, array in enumerate(rgb)])
-        if xyz is not None:
-            clouds = torch.stack([self._xyz(check_xyz(array, i)) for i, array in enumerate(xyz)])
-        if rgb is not None and xyz is not None:
-            for i, (image, cloud) in enumerate(zip(rgb, xyz, strict=True)):
-                if image.shape[:2] != cloud.shape[:2]:
-                    msg = (
-                        f"sample {i}: RGB is {image.shape[1]}x{image.shape[0]} (WxH) but the point cloud is "
-                        f"{cloud.shape[1]}x{cloud.shape[0]}; the organized cloud must have one point per pixel."
-                    )
-                    raise ValueError(msg)
+        if spec.uses_rgb:  # a missing image is all NaN (the torch model's convention)
+            images = torch.stack([self._rgb(a) if a is not None else torch.full(size, torch.nan) for a in rgb_list])
+        if spec.uses_xyz:  # a missing cloud has no valid point
+            clouds = torch.stack([self._xyz(a) if a is not None else torch.zeros(size) for a in xyz_list])
         return images, clouds
 
     def _rgb(self, array: np.ndarray) -> torch.Tensor:

@@ -72,6 +72,7 @@ def prediction_panel(
     score: float,
     label: bool | None,
     gt_mask: np.ndarray | None = None,
+    note: str | None = None,
 ) -> Image.Image:
     """One row of pictures for a sample: inputs, anomaly map over each, predicted (and true) mask.
 
@@ -83,6 +84,8 @@ def prediction_panel(
         score (float): Image score.
         label (bool | None): Predicted label (``None``: not thresholded).
         gt_mask (np.ndarray | None): ``(H, W)`` ground truth, or ``None``. Defaults to ``None``.
+        note (str | None): Added to the title, e.g. the branch that scored a sample without one modality.
+            Defaults to ``None``.
 
     Returns:
         Image.Image: The panels side by side, titled.
@@ -116,4 +119,5 @@ def prediction_panel(
     grid = create_image_grid(titled, nrow=len(titled))
     framed = Image.new("RGB", (grid.width, grid.height + 36))
     framed.paste(grid.convert("RGB"), (0, 36))
-    return add_text_to_image(framed, f"score {score:.3f}{verdict}", background=None, position=(8, 6))
+    title = f"score {score:.3f}{verdict}" + (f"  |  {note}" if note else "")
+    return add_text_to_image(framed, title, background=None, position=(8, 6))

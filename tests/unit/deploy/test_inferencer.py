@@ -55,20 +55,33 @@ def test_native_size_input_matches_torch_with_its_pre_processor(export, inferenc
     np.testing.assert_allclose(result.anomaly_map, reference["anomaly_map"], atol=1e-4)
 
 
-def test_a_cloud_without_valid_points_gives_a_flat_map_like_torch(export, inferencer):
-    model, _ = export
+def test_missing_modalities_are_served_by_the_other_branch_like_torch(tmp_path):
+    torch.manual_seed(0)
+    model = CMDR(**TINY, image_size=32).eval()
+    # score statistics as a validation would set them (else branch scores pass unaligned)
+    routed = model.model.route(model.model.extract_features(*make_clouds(4, seed=5)))
+    sums = model.model.branch_alignment.new_sums()
+    model.model.branch_alignment.accumulate(sums, routed.branch_scores)
+    assert model.model.branch_alignment.finalize(sums)
+    inferencer = CMDROpenVINOInferencer(model.to_openvino(tmp_path).parent)
     rgb, xyz = _sample()
-    result = inferencer.predict([rgb, rgb], [xyz, np.zeros_like(xyz)])
-    assert np.isfinite(result.anomaly_map).all() and np.ptp(result.anomaly_map[1]) == 0
-    reference = torch_reference(model, *inferencer.builder.resize_arrays([rgb, rgb], [xyz, np.zeros_like(xyz)]))
+    result = inferencer.predict([rgb, rgb, None], [xyz, None, xyz])
+    assert result.explanation == ["branch: rgb+xyz", "branch: rgb (no valid 3D point)", "branch: xyz (no RGB image)"]
+    assert np.isfinite(result.anomaly_map).all() and np.isfinite(result.image).all()
+    reference = torch_reference(model, *inferencer.builder.resize_arrays([rgb, rgb, None], [xyz, None, xyz]))
     np.testing.assert_allclose(result.pred_score, reference["pred_score"], atol=1e-5)
+    np.testing.assert_allclose(result.anomaly_map, reference["anomaly_map"], atol=1e-4)
+    # an all-zero cloud is the same as no cloud
+    zeros = inferencer.predict([rgb], [np.zeros_like(xyz)])
+    np.testing.assert_allclose(zeros.pred_score, result.pred_score[1:2], atol=1e-6)
+    with pytest.raises(ValueError, match="sample 0: neither"):
+        inferencer.predict([None], [None])
 
 
 @pytest.mark.parametrize(
     ("rgb", "xyz", "message"),
     [
-        (None, "ok", "needs rgb"),
-        ("ok", None, "needs xyz"),
+        (None, None, "no input given"),
         (np.zeros((32, 32, 3), np.float32), "ok", "uint8"),
         (np.zeros((32, 32), np.uint8), "ok", r"\(H, W, 3\)"),
         ("ok", np.zeros((40, 48, 3), np.int32), "float"),

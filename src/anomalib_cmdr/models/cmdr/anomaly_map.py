@@ -126,25 +126,35 @@ class CMDRAnomalyMap(nn.Module):
         self.modality = modality
         self.map_normalization = map_normalization
 
-    def fuse(self, distances: dict[str, torch.Tensor], valid: torch.Tensor) -> torch.Tensor:
+    def fuse(
+        self,
+        distances: dict[str, torch.Tensor],
+        valid: torch.Tensor,
+        modality: Modality | None = None,
+    ) -> torch.Tensor:
         """Unnormalised smoothed anomaly map ``Psi``.
 
         Args:
             distances (dict[str, torch.Tensor]): ``(B, H, W)`` maps; ``d2m``, ``d3m``, ``d2r``, ``d3r`` for
                 ``rgb+xyz``, else the reconstruction map of the modality.
             valid (torch.Tensor): ``(B, H, W)`` valid-pixel mask.
+            modality (Modality | None): Fuse as this modality instead of the model's (the branch of a sample
+                that lacks one modality: ``"rgb"`` uses ``d2r`` alone, ``"xyz"`` ``d3r`` alone). Defaults to
+                ``None``.
 
         Returns:
             torch.Tensor: ``(B, 1, H, W)`` ``Psi``.
         """
-        mask = valid.unsqueeze(1).to(next(iter(distances.values())).dtype)
-        d = {key: value.unsqueeze(1) * mask for key, value in distances.items()}
-        if self.modality == "rgb+xyz":
+        modality = modality or self.modality
+        names = {"rgb+xyz": ("d2m", "d3m", "d2r", "d3r"), "rgb": ("d2r",), "xyz": ("d3r",)}[modality]
+        mask = valid.unsqueeze(1).to(distances[names[0]].dtype)
+        d = {key: distances[key].unsqueeze(1) * mask for key in names}
+        if modality == "rgb+xyz":
             d2r = box_smooth(box_smooth(d["d2r"], 5, 3), 7, 2)
             psi = reliability_gated_mapping_anomaly(d["d2m"], d["d3m"])
             psi = psi * confidence_weighted_reconstruction_anomaly(d2r, d["d3r"])
         else:
-            psi = d["d2r"] if self.modality == "rgb" else d["d3r"]
+            psi = d["d2r"] if modality == "rgb" else d["d3r"]
         return box_smooth(box_smooth(psi * mask, 5, 5), 7, 3)
 
     def normalize(self, psi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,11 +38,31 @@ class CMDRFeatures:
         rgb (torch.Tensor | None): ``(B, N, C2)`` 2D feature tokens, or ``None`` without the RGB branch.
         xyz (torch.Tensor | None): ``(B, N, C3)`` 3D feature tokens, or ``None`` without the 3D branch.
         valid (torch.Tensor): ``(B, N)`` pixels whose 3D feature is not all zero (all ``True`` without xyz).
+        rgb_present (torch.Tensor | None): ``(B,)`` samples that have an RGB image (a sample of an ``rgb+xyz``
+            model may lack it, see :mod:`~anomalib_cmdr.models.cmdr.missing_modality`); ``None``: all have one.
     """
 
     rgb: torch.Tensor | None
     xyz: torch.Tensor | None
     valid: torch.Tensor
+    rgb_present: torch.Tensor | None = None
+
+    @property
+    def has_rgb(self) -> torch.Tensor:
+        """``(B,)`` samples with an RGB image (all ``False`` without the RGB branch)."""
+        batch = self.valid.shape[0]
+        if self.rgb is None:
+            return torch.zeros(batch, dtype=torch.bool, device=self.valid.device)
+        if self.rgb_present is None:
+            return torch.ones(batch, dtype=torch.bool, device=self.valid.device)
+        return self.rgb_present
+
+    @property
+    def has_xyz(self) -> torch.Tensor:
+        """``(B,)`` samples with at least one valid 3D point (all ``False`` without the 3D branch)."""
+        if self.xyz is None:
+            return torch.zeros(self.valid.shape[0], dtype=torch.bool, device=self.valid.device)
+        return self.valid.any(dim=1)
 
     def select(self, keep: torch.Tensor) -> CMDRFeatures:
         """The features of the samples in ``keep``.
@@ -57,6 +77,7 @@ class CMDRFeatures:
             self.rgb[keep] if self.rgb is not None else None,
             self.xyz[keep] if self.xyz is not None else None,
             self.valid[keep],
+            self.rgb_present[keep] if self.rgb_present is not None else None,
         )
 
 
@@ -69,12 +90,15 @@ class SampleFeatures:
         points (PointFeatures | None): Per-point 3D features of the valid points, or ``None`` without xyz.
         pixels (torch.Tensor | None): ``(N,)`` flat (row-major) pixel index of each valid point.
         size (tuple[int, int]): ``(H, W)`` of the organized cloud (the model's input size).
+        rgb_present (bool): Whether the sample has an RGB image (``rgb`` is then the features of a blank
+            image, never used). Defaults to ``True``.
     """
 
     rgb: torch.Tensor | None
     points: PointFeatures | None
     pixels: torch.Tensor | None
     size: tuple[int, int]
+    rgb_present: bool = True
 
     @property
     def nbytes(self) -> int:
@@ -96,6 +120,7 @@ class SampleFeatures:
             self.points.to(device) if self.points is not None else None,
             self.pixels.to(device) if self.pixels is not None else None,
             self.size,
+            self.rgb_present,
         )
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -104,7 +129,7 @@ class SampleFeatures:
         Returns:
             dict[str, torch.Tensor]: The tensors; indices stored as int32.
         """
-        state = {"size": torch.tensor(self.size)}
+        state = {"size": torch.tensor(self.size), "rgb_present": torch.tensor(self.rgb_present)}
         if self.rgb is not None:
             state["rgb"] = self.rgb
         if self.points is not None and self.pixels is not None:
@@ -128,6 +153,7 @@ class SampleFeatures:
             points=PointFeatures.from_state(points) if points else None,
             pixels=state["pixels"].long() if "pixels" in state else None,
             size=(int(state["size"][0]), int(state["size"][1])),
+            rgb_present=bool(state["rgb_present"]) if "rgb_present" in state else True,
         )
 
 
@@ -158,12 +184,18 @@ def xyz_tokens(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.T
     return pool_point_features(feature_map, grid_size).flatten(2).transpose(1, 2)
 
 
-def token_features(f2d: torch.Tensor | None, f3d: torch.Tensor | None) -> CMDRFeatures:
+def token_features(
+    f2d: torch.Tensor | None,
+    f3d: torch.Tensor | None,
+    rgb_present: torch.Tensor | None = None,
+) -> CMDRFeatures:
     """Tokens of the modalities with the valid mask: pixels whose 3D feature is not all zero (all without 3D).
 
     Args:
         f2d (torch.Tensor | None): ``(B, N, C2)`` from :func:`rgb_tokens`, or ``None``.
         f3d (torch.Tensor | None): ``(B, N, C3)`` from :func:`xyz_tokens`, or ``None``.
+        rgb_present (torch.Tensor | None): ``(B,)`` samples that have an RGB image; ``None``: all.
+            Defaults to ``None``.
 
     Returns:
         CMDRFeatures: The batch's features.
@@ -172,7 +204,7 @@ def token_features(f2d: torch.Tensor | None, f3d: torch.Tensor | None) -> CMDRFe
         valid = (f3d != 0).any(dim=-1)
     else:
         valid = torch.ones(f2d.shape[:2], dtype=torch.bool, device=f2d.device)  # type: ignore[union-attr]
-    return CMDRFeatures(f2d, f3d, valid)
+    return CMDRFeatures(f2d, f3d, valid, rgb_present)
 
 
 def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int]) -> CMDRFeatures:
@@ -197,4 +229,8 @@ def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int])
         points = [sample.points.expand() for sample in samples]  # type: ignore[union-attr]
         feature_map = scatter_to_grid(points, [sample.pixels for sample in samples], height, width)  # type: ignore[misc]
         f3d = xyz_tokens(feature_map, grid_size)
-    return token_features(f2d, f3d)
+    rgb_present = None
+    if not all(sample.rgb_present for sample in samples):
+        device = f2d.device if f2d is not None else None
+        rgb_present = torch.tensor([sample.rgb_present for sample in samples], device=device)
+    return token_features(f2d, f3d, rgb_present)

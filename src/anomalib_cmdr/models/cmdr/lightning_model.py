@@ -48,6 +48,7 @@ from .anomaly_map import MapNormalization, Modality
 from .calibration import CalibrationMixin
 from .feature_cache import FEATURE_CACHE_MODES, FeatureCacheMixin, FeatureCacheMode
 from .heads import D3DVariant
+from .missing_modality import BranchAlignmentMixin
 from .pre_processor import RGBXYZPreProcessor
 from .predictions import PredictionTable
 from .pretrained import PretrainedBackbonesMixin
@@ -61,6 +62,7 @@ class CMDR(
     PretrainedBackbonesMixin,
     RandomStateMixin,
     CalibrationMixin,
+    BranchAlignmentMixin,
     FeatureCacheMixin,
     CMDRExportMixin,
     AnomalibModule,
@@ -295,8 +297,24 @@ class CMDR(
         return total
 
     def on_train_epoch_start(self) -> None:
-        """Start counting the training samples without any valid 3D point."""
+        """Start counting the training samples without any valid 3D point; make sure the last epoch validates.
+
+        The thresholds, the calibration and the branches' score statistics are learned in validation, and
+        anomalib's checkpoint is written after it: a run whose ``max_epochs`` is not a multiple of
+        ``check_val_every_n_epoch`` (e.g. ``--trainer.max_epochs 1`` with the offline configuration's 10) would end
+        without any of them, so the last epoch validates whatever the setting.
+        """
         self._samples_without_points = 0
+        trainer = self.trainer
+        every, last = trainer.check_val_every_n_epoch, trainer.max_epochs
+        if every and last and last > 0 and self.current_epoch == last - 1 and last % every:
+            logger.info(
+                "Validating after the last epoch (%d), although check_val_every_n_epoch=%d: a finished training "
+                "ends with a validated, thresholded model and a checkpoint.",
+                last,
+                every,
+            )
+            trainer.check_val_every_n_epoch = 1
         super().on_train_epoch_start()
 
     def on_train_epoch_end(self) -> None:
@@ -312,10 +330,22 @@ class CMDR(
         super().on_train_epoch_end()
 
     def validation_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
-        """Anomaly maps and scores added to the batch."""
+        """Anomaly maps and scores added to the batch.
+
+        With ``modality="rgb+xyz"`` a sample that lacks one modality is scored by the other branch (see
+        :mod:`~anomalib_cmdr.models.cmdr.missing_modality`); the batch's ``explanation`` names each sample's
+        branch, and in validation the normal samples set the branches' score statistics.
+        """
         del args, kwargs
-        out = self.model(*self.model.inputs(batch))
-        return batch.update(pred_score=out.pred_score, anomaly_map=out.anomaly_map)
+        rgb, xyz = self.model.inputs(batch)
+        routed = self.model.route(
+            self.model.extract_features(rgb, xyz), tuple((rgb if rgb is not None else xyz).shape[-2:])
+        )
+        branches = self.record_branch_scores(routed, getattr(batch, "gt_label", None))
+        update: dict[str, Any] = {"pred_score": routed.pred_score, "anomaly_map": routed.anomaly_map}
+        if branches is not None:
+            update["explanation"] = branches
+        return batch.update(**update)
 
     def test_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Same as :meth:`validation_step` (both inputs, not anomalib's image-only default)."""

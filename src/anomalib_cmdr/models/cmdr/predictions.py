@@ -5,14 +5,15 @@
 
 anomalib's visualizer writes one picture per sample under ``<default_root_dir>/images``; a quality engineer
 also wants the numbers in a table. :class:`PredictionTable` (a callback CMDR adds to the trainer) collects
-the post-processed score and label of every predicted sample and writes ``<default_root_dir>/predictions.csv``
-atomically at the end of the run.
+the post-processed score and label of every predicted sample (and, for an ``rgb+xyz`` model, the branch that
+scored it: ``rgb+xyz``, or ``rgb`` / ``xyz`` for a sample that lacks a modality) and writes
+``<default_root_dir>/predictions.csv`` atomically at the end of the run.
 
 Example:
     >>> table = PredictionTable()
     >>> table.rows = [{"image_path": "a.png", "depth_path": "a.tiff", "pred_score": 0.7, "pred_label": True}]
     >>> table.write("/tmp/predictions_doctest.csv").read_text().splitlines()[1]
-    'a.png,a.tiff,0.700000,1'
+    'a.png,a.tiff,0.700000,1,'
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-COLUMNS = ("image_path", "depth_path", "pred_score", "pred_label")
+COLUMNS = ("image_path", "depth_path", "pred_score", "pred_label", "branch")
 
 
 class PredictionTable(Callback):
@@ -66,13 +67,15 @@ class PredictionTable(Callback):
         labels = labels.detach().cpu().reshape(-1) if isinstance(labels, torch.Tensor) else [None] * len(scores)
         images = getattr(outputs, "image_path", None) or [None] * len(scores)
         depths = getattr(outputs, "depth_path", None) or [None] * len(scores)
-        for image, depth, score, label in zip(images, depths, scores, labels, strict=True):
+        branches = getattr(outputs, "explanation", None) or [None] * len(scores)
+        for image, depth, score, label, branch in zip(images, depths, scores, labels, branches, strict=True):
             self.rows.append(
                 {
                     "image_path": image,
                     "depth_path": depth,
                     "pred_score": float(score),
                     "pred_label": None if label is None else bool(label),
+                    "branch": branch.removeprefix("branch: ").split(" ")[0] if branch else None,
                 }
             )
 
@@ -98,7 +101,8 @@ class PredictionTable(Callback):
         writer.writerow(COLUMNS)
         for row in self.rows:
             label = "" if row["pred_label"] is None else int(row["pred_label"])
-            writer.writerow([row["image_path"] or "", row["depth_path"] or "", f"{row['pred_score']:.6f}", label])
+            row_values = [row["image_path"] or "", row["depth_path"] or "", f"{row['pred_score']:.6f}", label]
+            writer.writerow([*row_values, row.get("branch") or ""])
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(handle, "w") as stream:
             stream.write(buffer.getvalue())

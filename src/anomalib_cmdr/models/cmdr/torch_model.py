@@ -35,6 +35,7 @@ from .features import CMDRFeatures, SampleFeatures, assemble_features
 from .geometry import PointFeatures, gather_valid_points
 from .heads import HEADS, D3DVariant, Decoder2D, Decoder3D, Head, MappingMLP
 from .loss import masked_cosine_loss
+from .missing_modality import BRANCHES, BranchScoreAlignment, RoutedPrediction, branch_index
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,8 @@ class CMDRModel(nn.Module):
         self.calibration: DiscrepancyCalibration | None = None
         if calibration == "zscore":
             self.calibration = DiscrepancyCalibration(self.heads(), self.grid_size)
+        # a sample without one modality is served by the other branch, its score aligned to the fused one
+        self.branch_alignment = BranchScoreAlignment() if modality == "rgb+xyz" else None
 
     def _build_head(self, head: Head, dims: dict[str, int], d3d_variant: D3DVariant) -> nn.Module | None:
         """The module of ``head``, or ``None`` when this modality does not have it."""
@@ -248,7 +251,11 @@ class CMDRModel(nn.Module):
 
     # ------------------------------------------------------------------ features
     def _check_inputs(self, rgb: torch.Tensor | None, xyz: torch.Tensor | None) -> None:
-        if self.use_rgb and (rgb is None or rgb.ndim != 4 or rgb.shape[1] != 3):
+        both = self.modality == "rgb+xyz"
+        if both and rgb is None and xyz is None:
+            msg = "CMDR (modality='rgb+xyz') needs RGB images, point clouds or both; got neither."
+            raise ValueError(msg)
+        if self.use_rgb and (rgb is not None or not both) and (rgb is None or rgb.ndim != 4 or rgb.shape[1] != 3):
             shape = None if rgb is None else tuple(rgb.shape)
             msg = f"CMDR (modality={self.modality!r}) needs RGB images of shape (B, 3, H, W), got {shape}."
             raise ValueError(msg)
@@ -256,10 +263,23 @@ class CMDRModel(nn.Module):
             if tensor is not None and not tensor.is_floating_point():
                 msg = f"CMDR needs floating-point {name} (RGB normalised, xyz in metres), got {tensor.dtype}."
                 raise ValueError(msg)
-        if self.use_rgb and not torch.isfinite(rgb).all():  # type: ignore[arg-type]
-            msg = "The RGB images contain NaN or inf values (a corrupted image or a failed camera frame)."
-            raise ValueError(msg)
-        if self.use_xyz:
+        if self.use_rgb and rgb is not None:
+            finite = torch.isfinite(rgb).flatten(1)
+            partly = finite.any(dim=1) & ~finite.all(dim=1)
+            if partly.any() or (not both and not finite.all()):
+                index = int(torch.nonzero(partly | ~finite.all(dim=1))[0])
+                msg = (
+                    f"The RGB image of sample {index} contains NaN or inf values (a corrupted image or a failed "
+                    "camera frame)"
+                    + (
+                        "; an image that is entirely NaN marks a missing image (the sample is then scored by the 3D "
+                        "branch)."
+                        if both
+                        else "."
+                    )
+                )
+                raise ValueError(msg)
+        if self.use_xyz and (xyz is not None or not both):
             if xyz is None or xyz.ndim != 4 or xyz.shape[1] != 3:
                 shape = None if xyz is None else tuple(xyz.shape)
                 msg = f"CMDR (modality={self.modality!r}) needs organized point clouds (B, 3, H, W), got {shape}."
@@ -267,13 +287,13 @@ class CMDRModel(nn.Module):
             if not torch.isfinite(xyz).all():
                 msg = "The point clouds contain NaN or inf coordinates: mark missing points as (0, 0, 0)."
                 raise ValueError(msg)
-        if self.use_rgb and self.use_xyz and rgb.shape[-2:] != xyz.shape[-2:]:  # type: ignore[union-attr]
+        if rgb is not None and xyz is not None and rgb.shape[-2:] != xyz.shape[-2:]:
             msg = (
                 f"RGB {tuple(rgb.shape[-2:])} and xyz {tuple(xyz.shape[-2:])} sizes differ: an organized cloud has "  # type: ignore[union-attr]
                 "one point per RGB pixel (CMDR's pre-processor brings both to the model's image_size)."
             )
             raise ValueError(msg)
-        if self.use_rgb and self.use_xyz and rgb.shape[0] != xyz.shape[0]:  # type: ignore[union-attr]
+        if rgb is not None and xyz is not None and rgb.shape[0] != xyz.shape[0]:
             msg = f"RGB batch ({rgb.shape[0]}) and xyz batch ({xyz.shape[0]}) differ in size."  # type: ignore[union-attr]
             raise ValueError(msg)
 
@@ -285,10 +305,15 @@ class CMDRModel(nn.Module):
         under mixed precision: half-precision distances pick wrong nearest centres (bf16) or give NaN
         interpolation weights (fp16). The 2D backbone may run in mixed precision.
 
+        An ``rgb+xyz`` model also takes samples that lack a modality (see
+        :mod:`~anomalib_cmdr.models.cmdr.missing_modality`): ``xyz=None`` or a cloud without a valid point, and
+        ``rgb=None`` or an image that is entirely NaN.
+
         Args:
-            rgb (torch.Tensor | None): Normalised RGB ``(B, 3, H, W)`` (``None`` in ``xyz`` mode).
+            rgb (torch.Tensor | None): Normalised RGB ``(B, 3, H, W)`` (``None`` in ``xyz`` mode, or when no
+                sample has one).
             xyz (torch.Tensor | None): Organized clouds ``(B, 3, H, W)``, holes (0, 0, 0) (``None`` in ``rgb``
-                mode).
+                mode, or when no sample has one).
 
         Returns:
             list[SampleFeatures]: One per sample.
@@ -301,17 +326,27 @@ class CMDRModel(nn.Module):
         maps: list[torch.Tensor | None] = [None] * batch
         points: list[PointFeatures | None] = [None] * batch
         pixels: list[torch.Tensor | None] = [None] * batch
+        rgb_present = [True] * batch
         if self.use_rgb:
+            if rgb is None:  # an rgb+xyz model given point clouds only
+                rgb_present = [False] * batch
+                rgb = torch.zeros_like(xyz)  # type: ignore[arg-type]
+            elif self.use_xyz:
+                present = torch.isfinite(rgb).flatten(1).all(dim=1)
+                rgb_present = present.tolist()
+                rgb = torch.where(present.view(-1, 1, 1, 1), rgb, torch.zeros_like(rgb))
             maps = list(self.rgb_backbone(rgb).float().unbind(0))  # type: ignore[misc]
         if self.use_xyz:
-            with full_precision(xyz):  # type: ignore[arg-type]
-                clouds = gather_valid_points(xyz.float())  # type: ignore[union-attr]
+            if xyz is None:  # an rgb+xyz model given RGB images only
+                xyz = torch.zeros_like(rgb)  # type: ignore[arg-type]
+            with full_precision(xyz):
+                clouds = gather_valid_points(xyz.float())
                 empty = [i for i, cloud in enumerate(clouds) if cloud.points.shape[0] == 0]
-                if empty:
+                if empty and not self.use_rgb:
                     logger.warning("Samples %s have no valid 3D point: their anomaly maps are all zero.", empty)
                 points = list(self._point_features([cloud.points for cloud in clouds]))
                 pixels = [cloud.index for cloud in clouds]
-        return [SampleFeatures(maps[i], points[i], pixels[i], size) for i in range(batch)]
+        return [SampleFeatures(maps[i], points[i], pixels[i], size, rgb_present[i]) for i in range(batch)]
 
     def _point_features(self, clouds: list[torch.Tensor]) -> list[PointFeatures]:
         """The 3D extractor's features, compact when it offers it (Point-MAE), else per point (FPFH)."""
@@ -370,14 +405,16 @@ class CMDRModel(nn.Module):
 
         Every head learns on the pixels that hold a 3D point. A training sample without any valid 3D point
         (a missing or empty point cloud) trains the RGB reconstruction head (D2D) on all its pixels and no
-        other head.
+        other head; a sample without RGB image trains the 3D reconstruction head (D3D) only.
         """
         pairs = self.predict_features(features)  # the heads may run in mixed precision, the losses do not
         valid = features.valid
         rgb_valid = valid | ~valid.any(dim=1, keepdim=True) if self.use_xyz else valid
+        rgb_ok = torch.ones_like(valid[:, :1]) if features.rgb_present is None else features.rgb_present.unsqueeze(1)
+        masks = {"d2m": valid & rgb_ok, "d3m": valid & rgb_ok, "d2r": rgb_valid & rgb_ok, "d3r": valid}
         with full_precision(valid):
             return {
-                f"loss_{name}": masked_cosine_loss(pred.float(), target.float(), rgb_valid if name == "d2r" else valid)
+                f"loss_{name}": masked_cosine_loss(pred.float(), target.float(), masks[name])
                 for name, (pred, target) in pairs.items()
             }
 
@@ -415,12 +452,52 @@ class CMDRModel(nn.Module):
         Returns:
             tuple[torch.Tensor, torch.Tensor]: Maps ``(B, 1, H, W)`` and scores ``(B,)``.
         """
+        routed = self.route(features, image_size)
+        return routed.anomaly_map, routed.pred_score
+
+    def route(self, features: CMDRFeatures, image_size: tuple[int, int] | None = None) -> RoutedPrediction:
+        """Anomaly maps and scores, each sample from its branch (see :mod:`~.missing_modality`).
+
+        A single-modality model has one branch. An ``rgb+xyz`` model computes the three branch maps of every
+        sample (the extra smoothing is cheap next to the heads, and keeps the computation free of
+        data-dependent control flow, so it exports) and keeps each sample's own.
+
+        Args:
+            features (CMDRFeatures): The batch's features.
+            image_size (tuple[int, int] | None): Size of the returned maps; ``None``: the head grid.
+                Defaults to ``None``.
+
+        Returns:
+            RoutedPrediction: Maps, scores on the fused scale, branches and (``rgb+xyz``) raw branch scores.
+        """
         distances, valid = self.discrepancies(features)
         with full_precision(valid):  # per-image sums overflow in fp16
             distances = {name: distance.float() for name, distance in distances.items()}
             if self.calibration is not None:
                 distances = self.calibration(distances)
-            return self.anomaly_map_generator(distances, valid, image_size)
+            if self.branch_alignment is None:
+                anomaly_map, score = self.anomaly_map_generator(distances, valid, image_size)
+                branch = torch.full_like(score, BRANCHES.index(self.modality), dtype=torch.long)
+                return RoutedPrediction(anomaly_map, score, branch)
+            fusion = self.anomaly_map_generator
+            everywhere = torch.ones_like(valid)
+            outputs = [
+                fusion.normalize(fusion.fuse(distances, valid)),
+                fusion.normalize(fusion.fuse(distances, everywhere, modality="rgb")),
+                fusion.normalize(fusion.fuse(distances, valid, modality="xyz")),
+            ]
+            raw_scores = torch.stack([score for _, score in outputs])
+            aligned = self.branch_alignment(raw_scores)
+            branch = branch_index(features.has_rgb, features.has_xyz)
+            pick = torch.nn.functional.one_hot(branch, len(BRANCHES)).T.to(aligned.dtype)  # (3, B)
+            score = (aligned * pick).sum(dim=0)
+            maps = torch.stack([anomaly_map for anomaly_map, _ in outputs])  # (3, B, 1, h, w)
+            anomaly_map = (maps * pick.view(*pick.shape, 1, 1, 1)).sum(dim=0)
+            if image_size is not None and tuple(anomaly_map.shape[-2:]) != tuple(image_size):
+                anomaly_map = torch.nn.functional.interpolate(
+                    anomaly_map, size=image_size, mode="bilinear", align_corners=False
+                )
+            return RoutedPrediction(anomaly_map, score, branch, raw_scores, features.has_rgb & features.has_xyz)
 
     @torch.no_grad()
     def calibrate(
@@ -450,7 +527,7 @@ class CMDRModel(nn.Module):
         self.eval()
         try:
             batch_maps = (
-                self.discrepancies(item if isinstance(item, CMDRFeatures) else self.extract_features(*item))
+                self.discrepancies(_complete(item if isinstance(item, CMDRFeatures) else self.extract_features(*item)))
                 for item in batches
             )
             return self.calibration.fit(batch_maps, reduce)
@@ -478,3 +555,10 @@ class CMDRModel(nn.Module):
         size = (rgb if rgb is not None else xyz).shape[-2:]  # type: ignore[union-attr]
         anomaly_map, score = self.anomaly_maps(features, tuple(size))
         return InferenceBatch(pred_score=score, anomaly_map=anomaly_map)
+
+
+def _complete(features: CMDRFeatures) -> CMDRFeatures:
+    """The samples that have every modality of the model (what the calibration statistics describe)."""
+    if features.rgb is None or features.xyz is None:
+        return features
+    return features.select(features.has_rgb & features.has_xyz)

@@ -109,14 +109,27 @@ def test_bad_inputs_have_clear_errors(model, clouds):
         bad = xyz.clone()
         bad[0, 2, 5, 5] = torch.inf
         model(rgb, bad)
-    with pytest.raises(ValueError, match="needs RGB"):
-        model(None, xyz)
+    with pytest.raises(ValueError, match="got neither"):
+        model(None, None)
+    with pytest.raises(ValueError, match=r"sample 1 contains NaN or inf.*entirely NaN marks a missing image"):
+        bad = rgb.clone()
+        bad[1, 0, 3, 3] = torch.nan  # partly NaN: corrupted, not missing
+        model(bad, xyz)
 
 
-def test_empty_cloud_gives_zero_map(model, clouds):
+def test_sample_without_any_modality_gives_zero_map(model, clouds):
     rgb, xyz = clouds
     xyz[1] = 0
+    rgb[1] = torch.nan
     out = model.eval()(rgb, xyz)
+    assert out.pred_score[1] == 0 and not out.anomaly_map[1].any()
+    assert out.pred_score[0] > 0
+
+
+def test_xyz_model_with_empty_cloud_gives_zero_map(tiny_kwargs, clouds):
+    _, xyz = clouds
+    xyz[1] = 0
+    out = CMDRModel(**tiny_kwargs, grid_size=32, modality="xyz").eval()(None, xyz)
     assert out.pred_score[1] == 0 and not out.anomaly_map[1].any()
     assert out.pred_score[0] > 0
 
@@ -218,7 +231,7 @@ def test_float64_inputs_work_and_bad_dtypes_or_values_get_clear_errors(model, cl
         model((rgb * 255).to(torch.uint8), xyz)
     broken = rgb.clone()
     broken[0, 0, 3, 3] = float("nan")
-    with pytest.raises(ValueError, match="RGB images contain NaN"):
+    with pytest.raises(ValueError, match="RGB image of sample 0 contains NaN"):
         model(broken, xyz)
 
 
