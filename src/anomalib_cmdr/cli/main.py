@@ -7,10 +7,13 @@ Every anomalib subcommand works unchanged (``anomalib-cmdr train --model CMDR ..
 adds:
 
 - ``anomalib-cmdr synth ROOT``: write the embedded synthetic RGB + 3D dataset (MVTec 3D-AD layout).
+- ``anomalib-cmdr synth-scans ROOT``: write synthetic raw profilometer scans (PLY + per-point labels) for
+  :class:`~anomalib_cmdr.data.ScanFolder` (see ``docs/scans.md``).
 - ``anomalib-cmdr benchmark --config FILE``: CMDR against anomalib's models, every model x category x seed
   through anomalib's Engine (see :mod:`anomalib_cmdr.benchmark`).
 - ``anomalib-cmdr infer --model EXPORT --rgb PNG --xyz TIFF [--output DIR]``: score parts with an exported
   CMDR (OpenVINO or ONNX; see :mod:`anomalib_cmdr.deploy`).
+- ``anomalib-cmdr --version`` (``-V``): the versions of anomalib-cmdr, anomalib, torch and OpenVINO.
 
 Example:
     $ anomalib-cmdr synth ./datasets/Synthetic3D --image-size 128 --seed 0
@@ -84,6 +87,52 @@ def synth(argv: Sequence[str]) -> int:
         from anomalib_cmdr.data.synthetic import render_preview
 
         print(f"Preview written to {render_preview(root, args.preview)}")
+    return 0
+
+
+@_command("synth-scans", "write synthetic profilometer scans (raw PLY point clouds with per-point labels)")
+def synth_scans(argv: Sequence[str]) -> int:
+    """Run ``anomalib-cmdr synth-scans``.
+
+    Args:
+        argv (Sequence[str]): Arguments after ``synth-scans``.
+
+    Returns:
+        int: Exit status.
+    """
+    from anomalib_cmdr.data.scans.synthetic import DEFECT_TYPES, synthesize_scans
+
+    parser = argparse.ArgumentParser(
+        prog="anomalib-cmdr synth-scans",
+        description="Synthesize laser-profilometer scans of cut foam blocks (burr, tear, missing material) as raw "
+        "PLY point clouds with .labels.txt per-point labels, in the layout of anomalib_cmdr.data.ScanFolder. An "
+        "existing folder is left untouched unless --overwrite is given.",
+    )
+    parser.add_argument("root", help="output folder (train/good, test/<good|defect type>)")
+    parser.add_argument("--defect-types", nargs="+", choices=DEFECT_TYPES, default=None, help="default: all")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--num-train", type=int, default=10, help="normal training scans (default 10)")
+    parser.add_argument("--num-test-good", type=int, default=4, help="normal test scans (default 4)")
+    parser.add_argument("--num-test-defect", type=int, default=3, help="test scans per defect type (default 3)")
+    parser.add_argument("--points-per-profile", type=int, default=192, help="points per profile (default 192)")
+    parser.add_argument("--profiles", type=int, default=288, help="profiles per scan (default 288)")
+    parser.add_argument("--overwrite", action="store_true", help="rewrite an existing folder's scans")
+    args = parser.parse_args(list(argv))
+    try:
+        root = synthesize_scans(
+            args.root,
+            seed=args.seed,
+            num_train=args.num_train,
+            num_test_good=args.num_test_good,
+            num_test_defect=args.num_test_defect,
+            defect_types=args.defect_types,
+            points_per_profile=args.points_per_profile,
+            profiles=args.profiles,
+            overwrite=args.overwrite,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"Synthetic scans written to {root}")
     return 0
 
 
@@ -184,10 +233,42 @@ def pd_read(path: Path):
     return pd.read_csv(path)
 
 
+VERSION_FLAGS = ("--version", "-V")
+"""Flags that print :func:`version_text` instead of running a command."""
+
+
+def version_text() -> str:
+    """The versions ``anomalib-cmdr --version`` prints: the plug-in's, then anomalib's, torch's and OpenVINO's.
+
+    The plug-in's version is ``anomalib_cmdr.__version__``, read from the installed distribution's metadata
+    (``importlib.metadata.version("anomalib-cmdr")``); the others come from their distributions' metadata too, so
+    nothing heavy is imported.
+
+    Returns:
+        str: One ``<name> <version>`` line per package, ``anomalib-cmdr`` first.
+
+    Example:
+        >>> version_text().splitlines()[0].startswith("anomalib-cmdr ")
+        True
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from anomalib_cmdr import __version__
+
+    lines = [f"anomalib-cmdr {__version__}"]
+    for distribution in ("anomalib", "torch", "openvino"):
+        try:
+            lines.append(f"{distribution} {version(distribution)}")
+        except PackageNotFoundError:
+            lines.append(f"{distribution} not installed")
+    return "\n".join(lines)
+
+
 def _print_plugin_help() -> None:
     print("anomalib-cmdr: the anomalib CLI with the CMDR plug-in loaded.\n\nPlug-in commands:")
     for name, (summary, _) in PLUGIN_COMMANDS.items():
-        print(f"  {name:<10} {summary}")
+        print(f"  {name:<12} {summary}")
+    print(f"  {VERSION_FLAGS[0]:<12} print the versions of anomalib-cmdr, anomalib, torch and openvino (also -V)")
     print("\nanomalib commands (train, fit, test, predict, export, ...) follow:\n")
 
 
@@ -201,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         int: Exit status.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in VERSION_FLAGS:
+        print(version_text())
+        return 0
     if argv and argv[0] in PLUGIN_COMMANDS:
         return PLUGIN_COMMANDS[argv[0]][1](argv[1:])
     if not argv or argv[0] in {"-h", "--help"}:

@@ -15,6 +15,7 @@ from anomalib_cmdr.data.io import DataFileError, DataFileWarning, read_mask, rea
 from anomalib_cmdr.data.mvtec3d_ad import MVTec3DAD
 from anomalib_cmdr.data.predict import RGBXYZPredictDataset, find_sample_pairs
 from anomalib_cmdr.data.samples import make_rgbxyz_samples
+from anomalib_cmdr.data.scans import ScanFolder, ScanReport, SyntheticScans
 from anomalib_cmdr.data.synthetic3d import Synthetic3D
 
 __all__ = [
@@ -24,7 +25,10 @@ __all__ = [
     "RGBXYZDataset",
     "RGBXYZFolder",
     "RGBXYZPredictDataset",
+    "ScanFolder",
+    "ScanReport",
     "Synthetic3D",
+    "SyntheticScans",
     "find_sample_pairs",
     "make_rgbxyz_samples",
     "read_mask",

@@ -60,7 +60,7 @@ class DataFileWarning(UserWarning):
     """A data file was readable but had to be repaired (e.g. NaN coordinates treated as missing points)."""
 
 
-def _existing_file(path: str | Path) -> Path:
+def existing_file(path: str | Path) -> Path:
     """Return ``path`` as a ``Path`` or raise :class:`DataFileError` if it is not an existing file.
 
     Args:
@@ -95,7 +95,7 @@ def _open_image(path: str | Path, what: str) -> Image.Image:
     Raises:
         DataFileError: If the file is missing or cannot be decoded.
     """
-    path = _existing_file(path)
+    path = existing_file(path)
     try:
         with Image.open(path) as image:
             image.load()
@@ -192,7 +192,7 @@ def probe_image(path: str | Path, what: str = "RGB image") -> tuple[int, int]:
     Raises:
         DataFileError: If the file is missing or its header is unreadable.
     """
-    path = _existing_file(path)
+    path = existing_file(path)
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -215,7 +215,7 @@ def probe_xyz(path: str | Path) -> tuple[int, int]:
         DataFileError: If the file is missing, not a TIFF, or does not hold a real-valued ``(H, W, 3)`` array
             (e.g. a channel-first ``(3, H, W)`` one).
     """
-    path = _existing_file(path)
+    path = existing_file(path)
     try:
         with tifffile.TiffFile(path) as tiff:
             if not tiff.series:
@@ -281,7 +281,7 @@ def read_xyz(path: str | Path) -> np.ndarray:
         >>> read_xyz("/tmp/xyz.tiff").shape
         (4, 6, 3)
     """
-    path = _existing_file(path)
+    path = existing_file(path)
     try:
         with tifffile.TiffFile(path) as tiff:
             if not tiff.pages:

@@ -29,6 +29,7 @@ from anomalib.utils.path import generate_output_filename
 from anomalib.visualization import ImageVisualizer
 from torchvision import tv_tensors
 
+from anomalib_cmdr.data.background import XYZ_SUFFIXES
 from anomalib_cmdr.data.io import read_rgb, read_xyz
 from anomalib_cmdr.data.transforms import SquarePadResize
 
@@ -62,8 +63,13 @@ class CMDRVisualizer(ImageVisualizer):
         if modality != "xyz" and getattr(item, "image_path", None):
             image = torch.from_numpy(read_rgb(item.image_path)).permute(2, 0, 1)
             rgb = resize(tv_tensors.Image(image)).permute(1, 2, 0).numpy()
-        if modality != "rgb" and getattr(item, "depth_path", None):
-            cloud = torch.from_numpy(read_xyz(item.depth_path)).permute(2, 0, 1)
+        depth_path = getattr(item, "depth_path", None)
+        if modality != "rgb" and depth_path and Path(depth_path).suffix.lower() in XYZ_SUFFIXES:
+            cloud = torch.from_numpy(read_xyz(depth_path)).permute(2, 0, 1)
+            xyz = resize(tv_tensors.Mask(cloud)).permute(1, 2, 0).numpy()
+        elif modality != "rgb" and getattr(item, "depth_map", None) is not None:
+            # not an organized-cloud file (e.g. a chunk of a raw scan): the model's own input, already at its size
+            cloud = item.depth_map.detach().float().cpu().reshape(3, *item.depth_map.shape[-2:])
             xyz = resize(tv_tensors.Mask(cloud)).permute(1, 2, 0).numpy()
         return rgb, xyz
 
@@ -96,6 +102,7 @@ class CMDRVisualizer(ImageVisualizer):
                 float(item.pred_score) if item.pred_score is not None else float(anomaly_map.max()),
                 None if label is None else bool(label),
                 gt_mask=_numpy(item.gt_mask) if getattr(item, "gt_mask", None) is not None else None,
+                note=_branch_note(getattr(item, "explanation", None)),
             )
             filename = generate_output_filename(
                 input_path=item.image_path or item.depth_path or "",
@@ -103,4 +110,11 @@ class CMDRVisualizer(ImageVisualizer):
                 dataset_name=getattr(datamodule, "name", None) if datamodule else None,
                 category=getattr(datamodule, "category", None) if datamodule else None,
             )
-            panel.save(filename)
+            panel.save(Path(filename).with_suffix(".png"))  # a picture, also for a sample named by its .tiff cloud
+
+
+def _branch_note(explanation: str | None) -> str | None:
+    """The title note of a sample scored by a single-modality branch (``None`` for the fused one)."""
+    if not explanation or explanation.startswith("branch: rgb+xyz"):
+        return None
+    return explanation
