@@ -14,6 +14,7 @@ writes the plots from the saved rows.
 
 Example:
     python benchmarks/robustness.py                          # CMDR rgb+xyz / rgb / xyz, 3 categories x 2 seeds
+    python benchmarks/robustness.py --models "CMDR rgb" "CMDR xyz" --seeds 0 --levels three
     python benchmarks/robustness.py --models CFM --categories disc --seeds 0 --levels extreme
     python benchmarks/robustness.py --report-only --plots docs/images
 """
@@ -51,7 +52,7 @@ def _write_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def _levels(name: str, which: str) -> tuple[float, ...]:
     levels = CORRUPTIONS[name].levels
-    return (levels[0], levels[-1]) if which == "extreme" else levels
+    return {"extreme": (levels[0], levels[-1]), "three": (levels[0], levels[2], levels[-1])}.get(which, levels)
 
 
 def run_one(config: BenchmarkConfig, label: str, category: str, seed: int, which: str, work: Path) -> dict:
@@ -62,7 +63,8 @@ def run_one(config: BenchmarkConfig, label: str, category: str, seed: int, which
         label (str): The model's label in ``config``.
         category (str): Category.
         seed (int): Seed.
-        which (str): ``"all"`` levels or ``"extreme"`` (0 and the highest).
+        which (str): ``"all"`` levels, ``"three"`` (0, the third and the highest) or ``"extreme"`` (0 and the
+            highest).
         work (Path): Scratch folder.
 
     Returns:
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--categories", nargs="+", default=None, help="default: the config's (all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the config's")
-    parser.add_argument("--levels", choices=("all", "extreme"), default="all")
+    parser.add_argument("--levels", choices=("all", "three", "extreme"), default="all")
     parser.add_argument("--output", type=Path, default=Path("results/robustness"))
     parser.add_argument("--plots", type=Path, default=None, help="write robustness_<metric>.png here")
     parser.add_argument("--report-only", action="store_true")
