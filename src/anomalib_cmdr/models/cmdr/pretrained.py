@@ -68,8 +68,12 @@ class PretrainedBackbonesMixin:
                     "weights, or a compatible checkpoint with xyz_weights=/path/to/file."
                 )
                 raise ValueError(msg)
-        wanted = pretrained or rgb_weights is not None or xyz_weights is not None
-        self._weights_request = {"rgb_weights": rgb_weights, "xyz_weights": xyz_weights} if wanted else None
+        # pretrained=False with one weight file loads that backbone only; the other keeps its random weights
+        backbones = tuple(
+            name for name, path in (("rgb", rgb_weights), ("xyz", xyz_weights)) if pretrained or path is not None
+        )
+        wanted = {"rgb_weights": rgb_weights, "xyz_weights": xyz_weights, "backbones": backbones}
+        self._weights_request = wanted if backbones else None
 
     @property
     def backbone_weights_loaded(self) -> bool:

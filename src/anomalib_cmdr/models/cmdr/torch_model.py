@@ -175,6 +175,7 @@ class CMDRModel(nn.Module):
         self,
         rgb_weights: str | Path | None = None,
         xyz_weights: str | Path | None = None,
+        backbones: Sequence[str] = ("rgb", "xyz"),
     ) -> list[str]:
         """Load pretrained weights into backbones built with random weights (``pretrained=False``).
 
@@ -187,6 +188,8 @@ class CMDRModel(nn.Module):
                 Defaults to ``None``.
             xyz_weights (str | Path | None): Local file for the 3D extractor; ``None``: the variant's release.
                 Defaults to ``None``.
+            backbones (Sequence[str]): Which of ``"rgb"`` and ``"xyz"`` to load (the others keep their weights).
+                Defaults to both.
 
         Returns:
             list[str]: The backbones loaded (``"rgb"``, ``"xyz"``); weight-free extractors (FPFH) are skipped.
@@ -196,21 +199,22 @@ class CMDRModel(nn.Module):
             FileNotFoundError: If a given file does not exist.
         """
         loaded = []
-        if self.rgb_backbone is not None:
+        if self.rgb_backbone is not None and "rgb" in backbones:
             name, layers, kwargs = self._backbone_specs["rgb"]
             with backbone_rng(0):  # the global RNG (heads, data order) is left alone
                 source = RGBBackbone(name, layers, True, rgb_weights, kwargs)
             self.rgb_backbone.load_state_dict(source.state_dict())
             loaded.append("rgb")
-        if self.xyz_backbone is not None and get_xyz_backbone_variant(self._backbone_specs["xyz"][0]).weight_free:
-            if xyz_weights is not None:
-                create_xyz_backbone(self._backbone_specs["xyz"][0], True, xyz_weights)  # raises the clear error
-        elif self.xyz_backbone is not None:
+        if self.xyz_backbone is not None and "xyz" in backbones:
             name, kwargs = self._backbone_specs["xyz"]
-            with backbone_rng(1):
-                source = create_xyz_backbone(name, True, xyz_weights, **kwargs)
-            self.xyz_backbone.load_state_dict(source.state_dict())
-            loaded.append("xyz")
+            if get_xyz_backbone_variant(name).weight_free:
+                if xyz_weights is not None:
+                    create_xyz_backbone(name, True, xyz_weights)  # raises the clear error
+            else:
+                with backbone_rng(1):
+                    source = create_xyz_backbone(name, True, xyz_weights, **kwargs)
+                self.xyz_backbone.load_state_dict(source.state_dict())
+                loaded.append("xyz")
         return loaded
 
     def heads(self) -> dict[str, nn.Module]:

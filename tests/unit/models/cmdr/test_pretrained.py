@@ -72,3 +72,17 @@ def test_impossible_requests_fail_at_construction():
         CMDR(rgb_backbone="resnet18", xyz_backbone="pointmae_tiny", pretrained=True)
     with pytest.raises(ValueError, match="hand-crafted"):
         CMDR(rgb_backbone="resnet18", xyz_backbone="fpfh", pretrained=False, xyz_weights="x.pth")
+
+
+def test_one_weight_file_without_pretrained_loads_only_that_backbone(rgb_weights, monkeypatch):
+    """pretrained=False with rgb_weights: the RGB backbone from the file, the 3D one stays random (no hub call)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = _model(
+        rgb_weights=str(rgb_weights), pretrained=False, modality="rgb+xyz", xyz_backbone="pointmae_tiny",
+        xyz_model_kwargs={"num_group": 16, "group_size": 16},
+    )  # fmt: skip
+    random_xyz = {k: v.clone() for k, v in model.model.xyz_backbone.state_dict().items()}
+    model.on_fit_start()  # would raise WeightsUnavailableError if it asked the release for Point-MAE's weights
+    assert torch.all(model.model.rgb_backbone.model.conv1.weight == 0.01)
+    for key, value in model.model.xyz_backbone.state_dict().items():
+        assert torch.equal(value, random_xyz[key]), key
