@@ -52,7 +52,7 @@ from .missing_modality import BranchAlignmentMixin
 from .pre_processor import RGBXYZPreProcessor
 from .predictions import PredictionTable
 from .pretrained import PretrainedBackbonesMixin
-from .resume import RandomStateMixin
+from .resume import RandomStateMixin, check_checkpoint
 from .torch_model import Calibration, CMDRModel
 
 logger = logging.getLogger(__name__)
@@ -354,6 +354,12 @@ class CMDR(
     def predict_step(self, batch: Batch, *args: Any, **kwargs: Any) -> STEP_OUTPUT:
         """Same as :meth:`validation_step`."""
         return self.validation_step(batch, *args, **kwargs)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another model or architecture with a clear error, then load it."""
+        trainer = getattr(self, "_trainer", None)
+        check_checkpoint(checkpoint, dict(self.hparams), getattr(trainer, "ckpt_path", None))
+        super().on_load_checkpoint(checkpoint)
 
     # ------------------------------------------------------------------ helpers
     def head_parameter_count(self) -> int:

@@ -1,7 +1,9 @@
 # Copyright (C) 2026 anomalib-cmdr developers
 # SPDX-License-Identifier: Apache-2.0
 
-"""Random states in the checkpoint: a training resumed with ``--ckpt_path`` ends where an uninterrupted one does.
+"""Checkpoints: random states for resumed trainings, and a clear error for a checkpoint of another model.
+
+A training resumed with ``--ckpt_path`` ends where an uninterrupted one does:
 
 Lightning restores weights, optimiser and loop counters, but not the random states: a resumed run draws other
 dropout masks (the heads' attention and MLP dropout) and other data-loader seeds than the uninterrupted run.
@@ -9,6 +11,10 @@ dropout masks (the heads' attention and MLP dropout) and other data-loader seeds
 and restores them when a fit resumes from one (not when a checkpoint is loaded for test, predict or export).
 With the training order of :class:`~anomalib_cmdr.data.sampling.EpochShuffleSampler`, an interrupted and
 resumed CPU run reaches the same weights (tested).
+
+:func:`check_checkpoint` refuses, before any weight is loaded, a checkpoint written by another anomalib model or
+by a CMDR of another architecture (e.g. ``anomalib test --model CMDR --ckpt_path`` without the training's
+configuration), naming what differs, instead of Lightning's list of missing and unexpected weights.
 
 Example:
     >>> states = random_states()
@@ -26,6 +32,71 @@ import numpy as np
 import torch
 
 KEY = "anomalib_cmdr_random_states"
+ARCHITECTURE = (
+    "modality",
+    "rgb_backbone",
+    "rgb_layers",
+    "rgb_model_kwargs",
+    "xyz_backbone",
+    "xyz_model_kwargs",
+    "image_size",
+    "grid_size",
+    "d3d_variant",
+    "calibration",
+)
+"""CMDR's hyper-parameters that decide the checkpoint's weights (all must match to load it)."""
+
+
+def check_checkpoint(checkpoint: dict[str, Any], hparams: dict[str, Any], path: str | None = None) -> None:
+    """Refuse a checkpoint that is not of a CMDR with this architecture.
+
+    Args:
+        checkpoint (dict[str, Any]): The loaded checkpoint (Lightning's dict).
+        hparams (dict[str, Any]): The model's hyper-parameters.
+        path (str | None): The checkpoint's file, for the message. Defaults to ``None``.
+
+    Raises:
+        ValueError: If the checkpoint was written by another model, or by a CMDR whose architecture differs
+            (the message lists the differences).
+
+    Example:
+        >>> saved = {"hyper_parameters": {"backbone": "resnet18", "layers": ["layer1"]}}
+        >>> check_checkpoint(saved, {"modality": "rgb"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: the checkpoint is not a CMDR checkpoint (its hyper-parameters are backbone, layers): ...
+    """
+    name = path or "the checkpoint"
+    saved = checkpoint.get("hyper_parameters")
+    if saved is None:
+        return  # a bare weights checkpoint: Lightning's state-dict check decides
+    if "xyz_backbone" not in saved or "modality" not in saved:
+        keys = ", ".join(sorted(saved)) or "none"
+        msg = (
+            f"{name} is not a CMDR checkpoint (its hyper-parameters are {keys}): test it with the model that "
+            "wrote it (--model ...), or pass a CMDR checkpoint."
+        )
+        raise ValueError(msg)
+    differences = [
+        f"{key}: checkpoint {saved.get(key)!r}, this model {hparams.get(key)!r}"
+        for key in ARCHITECTURE
+        if key in saved and key in hparams and _normalise(saved[key]) != _normalise(hparams[key])
+    ]
+    if differences:
+        msg = (
+            f"{name} holds a CMDR of another architecture ({'; '.join(differences)}): build the model with the "
+            "training's configuration (e.g. -c the config you trained with), or load it with CMDR.load_from_checkpoint."
+        )
+        raise ValueError(msg)
+
+
+def _normalise(value: Any) -> Any:
+    """Hyper-parameters as plain comparable values (tuples vs lists, mappings)."""
+    if isinstance(value, list | tuple):
+        return [_normalise(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _normalise(item) for key, item in value.items()}
+    return value
 
 
 def random_states() -> dict[str, Any]:
