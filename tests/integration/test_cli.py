@@ -76,3 +76,15 @@ def test_data_configs_load_as_the_readme_uses_them():
 def test_console_script_lists_plugin_commands():
     result = run(str(BIN / "anomalib-cmdr"), "synth", "--help")
     assert result.returncode == 0 and "--image-size" in result.stdout
+
+
+@pytest.mark.slow
+def test_unknown_config_keys_are_named(tmp_path):
+    """A misspelt argument, on the command line or in a config file, stops the CLI with the key's name."""
+    result = run(str(BIN / "anomalib"), "train", "-c", str(REPO_ROOT / "configs/model/cmdr_offline.yaml"),
+                 "--model.grid_sise", "32", "--data", "anomalib_cmdr.data.Synthetic3D")  # fmt: skip
+    assert result.returncode != 0 and "Option 'grid_sise' is not accepted" in result.stderr, result.stderr[-2000:]
+    config = tmp_path / "typo.yaml"
+    config.write_text((REPO_ROOT / "configs/model/cmdr_offline.yaml").read_text().replace("grid_size:", "grid_sise:"))
+    result = run(str(BIN / "anomalib"), "train", "-c", str(config), "--data", "anomalib_cmdr.data.Synthetic3D")
+    assert result.returncode != 0 and "grid_sise" in result.stderr, result.stderr[-2000:]
