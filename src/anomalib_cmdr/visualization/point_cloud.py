@@ -158,6 +158,7 @@ def render_scored_points(
     colormap: str = "jet",
     max_points_3d: int = 60000,
     pixels: int = 400,
+    camera_frame: bool = False,
 ) -> Path:
     """Render points coloured by score as a PNG: a top view (max score per pixel) and an oblique 3D view.
 
@@ -174,6 +175,10 @@ def render_scored_points(
         max_points_3d (int): Points drawn in the 3D view at most (a random subset, always including the highest
             scores). Defaults to ``60000``.
         pixels (int): Size of the top view's longer side, in raster cells. Defaults to ``400``.
+        camera_frame (bool): The points are in a camera's frame (x right, y down, z away from the sensor, as the
+            organized clouds of MVTec 3D-AD): the top view is then drawn as the camera sees it (y down, like the
+            RGB image) and the 3D view shows ``-z`` as height. ``False``: z is height (a profilometer's scan).
+            Defaults to ``False``.
 
     Returns:
         Path: ``path``.
@@ -198,6 +203,9 @@ def render_scored_points(
     top.set_title("top view (highest score per cell)")
     top.set_xlabel("x")
     top.set_ylabel("y")
+    if camera_frame:
+        top.invert_yaxis()
+        top.set_title("camera view (highest score per cell)")
     figure.colorbar(shown, ax=top, shrink=0.8, label="anomaly score")
 
     view = figure.add_subplot(1, 2, 2, projection="3d")
@@ -208,11 +216,15 @@ def render_scored_points(
         order = np.concatenate([np.sort(rest), order[-keep_top:]])
         order = order[np.argsort(np.nan_to_num(scores[order], nan=-np.inf), kind="stable")]
     colours = score_colours(scores[order], low, high, colormap) / 255.0
-    xyz = points[order]
+    xyz = points[order] * (np.array([1.0, 1.0, -1.0]) if camera_frame else 1.0)
     view.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], c=colours, s=0.5, linewidths=0, depthshade=False)
     span = np.ptp(points, axis=0)
     view.set_box_aspect(np.maximum(span, span.max() * 0.05))
     view.view_init(elev=35, azim=-60)
+    view.locator_params(axis="z", nbins=3)  # the height axis is short: few ticks stay readable
+    if camera_frame:
+        view.invert_yaxis()
+        view.set_zlabel("-z (height towards the sensor)")
     view.set_title("3D view")
     if title:
         figure.suptitle(title)

@@ -9,7 +9,10 @@ model the point cloud is half the evidence, so :class:`CMDRVisualizer` writes, p
 map over each, and the predicted mask with the ground truth when known, titled with score and label. Only
 the panels of the model's modality are drawn. Files go where anomalib puts its pictures
 (``<default_root_dir>/images/...``, named by anomalib's ``generate_output_filename``), and
-``CMDR(visualizer=False)`` turns them off as for any anomalib model.
+``CMDR(visualizer=False)`` turns them off as for any anomalib model. With ``point_clouds=True`` each sample
+with a point cloud also gets a 3D view: its valid points coloured by the anomaly map, as a PLY any viewer opens
+(with the score as a vertex property) and a PNG rendered headless (see
+:mod:`~anomalib_cmdr.visualization.point_cloud`), beside the picture.
 
 Example:
     >>> from anomalib_cmdr import CMDR
@@ -50,11 +53,23 @@ class CMDRVisualizer(ImageVisualizer):
             Defaults to ``None``.
         square_pad (bool): Square-pad the inputs before resizing them to the map, as CMDR's pre-processor does.
             Defaults to ``True``.
+        point_clouds (bool): Also write each sample's points coloured by the anomaly map, ``<picture>.ply`` and
+            ``<picture>_3d.png``. Defaults to ``False``.
+
+    Example:
+        From the stock CLI, the 3D views of every test sample::
+
+            anomalib test -c configs/model/cmdr_offline.yaml --data ... --ckpt_path ...
+                --model.visualizer anomalib_cmdr.visualization.CMDRVisualizer
+                --model.visualizer.point_clouds true
     """
 
-    def __init__(self, output_dir: str | Path | None = None, square_pad: bool = True) -> None:
+    def __init__(
+        self, output_dir: str | Path | None = None, square_pad: bool = True, point_clouds: bool = False
+    ) -> None:
         super().__init__(output_dir=output_dir)
         self.square_pad = square_pad
+        self.point_clouds = point_clouds
 
     def _inputs(self, item: Any, size: tuple[int, int], modality: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The sample's RGB and point cloud, read from its files and resized like the model's input."""
@@ -72,6 +87,20 @@ class CMDRVisualizer(ImageVisualizer):
             cloud = item.depth_map.detach().float().cpu().reshape(3, *item.depth_map.shape[-2:])
             xyz = resize(tv_tensors.Mask(cloud)).permute(1, 2, 0).numpy()
         return rgb, xyz
+
+    @staticmethod
+    def _write_point_cloud(picture: Path, xyz: np.ndarray, anomaly_map: np.ndarray, title: str) -> None:
+        """The sample's valid points coloured by the map: ``<picture>.ply`` and ``<picture>_3d.png``."""
+        from .point_cloud import render_scored_points, write_scored_ply
+
+        valid = np.all(np.isfinite(xyz), axis=2) & np.any(xyz != 0, axis=2)
+        if not valid.any():
+            return
+        points, scores = xyz[valid], np.asarray(anomaly_map, dtype=np.float32)[valid]
+        vmin, vmax = (0.0, 1.0) if anomaly_map.min() >= 0 and anomaly_map.max() <= 1 else (None, None)
+        write_scored_ply(picture.with_suffix(".ply"), points, scores, vmin=vmin, vmax=vmax)
+        view = picture.with_name(f"{picture.stem}_3d.png")
+        render_scored_points(view, points, scores, title=title, vmin=vmin, vmax=vmax, camera_frame=True)
 
     def on_test_batch_end(
         self,
@@ -110,7 +139,10 @@ class CMDRVisualizer(ImageVisualizer):
                 dataset_name=getattr(datamodule, "name", None) if datamodule else None,
                 category=getattr(datamodule, "category", None) if datamodule else None,
             )
-            panel.save(Path(filename).with_suffix(".png"))  # a picture, also for a sample named by its .tiff cloud
+            picture = Path(filename).with_suffix(".png")  # a picture, also for a sample named by its .tiff cloud
+            panel.save(picture)
+            if self.point_clouds and xyz is not None:
+                self._write_point_cloud(picture, xyz, anomaly_map, panel_title(item, anomaly_map))
 
 
 def _branch_note(explanation: str | None) -> str | None:
@@ -118,3 +150,10 @@ def _branch_note(explanation: str | None) -> str | None:
     if not explanation or explanation.startswith("branch: rgb+xyz"):
         return None
     return explanation
+
+
+def panel_title(item: Any, anomaly_map: np.ndarray) -> str:
+    """``<file name>: score <s> <label>`` for a sample's 3D view."""
+    score = float(item.pred_score) if item.pred_score is not None else float(anomaly_map.max())
+    label = "" if item.pred_label is None else (" ANOMALOUS" if bool(item.pred_label) else " normal")
+    return f"{Path(item.image_path or item.depth_path or 'sample').name}: score {score:.3f}{label}"

@@ -47,3 +47,27 @@ def test_cmdr_uses_it_by_default_and_can_turn_it_off():
     kwargs = {"rgb_backbone": "resnet18", "rgb_layers": [1], "xyz_backbone": "fpfh", "pretrained": False}
     assert isinstance(CMDR(**kwargs).visualizer, CMDRVisualizer)
     assert CMDR(**kwargs, visualizer=False).visualizer is None
+
+
+def test_point_clouds_option_writes_a_scored_ply_and_a_3d_view(tmp_path):
+    import open3d as o3d
+
+    item = _item(tmp_path, "part")
+    item.anomaly_map = torch.zeros(1, 16, 16)
+    item.anomaly_map[0, 8:, 8:] = 1.0  # the anomalous corner
+    trainer = SimpleNamespace(default_root_dir=str(tmp_path / "out"), datamodule=None)
+    module = SimpleNamespace(model=SimpleNamespace(modality="rgb+xyz"))
+    CMDRVisualizer(output_dir=tmp_path / "pc", point_clouds=True).on_test_batch_end(trainer, module, None, [item], 0)
+    (picture,) = (tmp_path / "pc").rglob("part.png")  # where anomalib names it, beside it the 3D view
+    ply, view = picture.with_suffix(".ply"), picture.with_name("part_3d.png")
+    assert view.is_file() and Image.open(view).width > 100
+    cloud = o3d.t.io.read_point_cloud(str(ply))
+    points, scores = cloud.point.positions.numpy(), cloud.point.score.numpy().ravel()
+    # the valid points only: the 32x24 cloud square-padded to 32x32 and resized to the 16x16 map keeps 16x12
+    # points, less its 4x4 hole (2x2 at the map's size)
+    assert len(points) == 16 * 12 - 2 * 2
+    colours = np.asarray(cloud.point.colors.numpy(), dtype=float)
+    assert colours[scores > 0.5].mean(axis=0)[0] > colours[scores < 0.5].mean(axis=0)[0]  # hot corner is red
+    # off by default
+    CMDRVisualizer(output_dir=tmp_path / "plain").on_test_batch_end(trainer, module, None, [item], 0)
+    assert not list((tmp_path / "plain").rglob("*.ply"))
