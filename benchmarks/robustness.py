@@ -164,7 +164,7 @@ def _plot(summary: dict, models: list[str], folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     for metric in METRICS:
-        figure, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
+        figure, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True, sharey=True)
         for axis, (name, corruption) in zip(axes.flat, CORRUPTIONS.items(), strict=True):
             for model in models:
                 points = sorted(
