@@ -3,6 +3,7 @@
 
 """The package reports the version that pyproject.toml defines (the one place it is written)."""
 
+import ast
 import re
 
 import anomalib_cmdr
@@ -18,3 +19,15 @@ def test_every_python_file_has_the_licence_header() -> None:
     files = [*REPO_ROOT.joinpath("src").rglob("*.py"), *REPO_ROOT.joinpath("tests").rglob("*.py")]
     missing = [str(path) for path in files if "SPDX-License-Identifier: Apache-2.0" not in path.read_text()[:200]]
     assert not missing
+
+
+def test_every_public_class_and_function_has_an_example() -> None:
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    offenders = []
+    for path in sorted(REPO_ROOT.joinpath("src", "anomalib_cmdr").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, definitions) and not node.name.startswith("_"):
+                doc = ast.get_docstring(node) or ""
+                if not re.search(r"^\s*Examples?:", doc, re.MULTILINE) and ">>>" not in doc:
+                    offenders.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.name}")
+    assert not offenders, "docstrings without an Example section:\n" + "\n".join(offenders)

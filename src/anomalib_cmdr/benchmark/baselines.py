@@ -32,6 +32,11 @@ class RandomInitCfm(CFM):
         dynamic_img_size (bool): Build the ViT with timm's ``dynamic_img_size`` so that inputs other than
             224 px work (anomalib's CFM fixes 224). Defaults to ``True``.
         **kwargs: ``CFM`` arguments except ``pointmae_weights``.
+
+    Example:
+        >>> model = RandomInitCfm(image_size=128)  # doctest: +SKIP
+        >>> model.learning_type  # doctest: +SKIP
+        <LearningType.ONE_CLASS: 'one_class'>
     """
 
     def __init__(self, dynamic_img_size: bool = True, **kwargs: Any) -> None:

@@ -57,6 +57,11 @@ class ModelSpec:
         trainer (dict[str, Any]): Overrides of the benchmark's trainer settings for this model.
         train_batch_size (int | None): Overrides the benchmark's training batch size (e.g. 1 for CFM).
         eval_batch_size (int | None): Overrides the benchmark's evaluation batch size.
+
+    Example:
+        >>> spec = ModelSpec("PatchCore", "anomalib.models.Patchcore", {"backbone": "resnet18"}, input="rgb")
+        >>> spec.label, spec.input, spec.trainer, spec.train_batch_size
+        ('PatchCore', 'rgb', {}, None)
     """
 
     label: str
@@ -88,6 +93,11 @@ class BenchmarkConfig:
         num_workers (int): Data-loader workers.
         timeout_s (float): Wall-clock limit of one job (its child process is then killed: a failed row).
         output (Path): Folder of ``results.csv``, the summary and the plots.
+
+    Example:
+        >>> config = BenchmarkConfig(models=[ModelSpec("PaDiM", "anomalib.models.Padim")], seeds=[0, 1])
+        >>> str(config.root), config.seeds, config.trainer
+        ('datasets/Synthetic3D', [0, 1], {'max_epochs': 1})
     """
 
     models: list[ModelSpec]

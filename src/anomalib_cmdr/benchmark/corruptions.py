@@ -113,6 +113,17 @@ class Corruption:
         unit (str): What its level means (for plots and tables).
         levels (tuple[float, ...]): The default levels of a robustness curve (0 first).
         function (Callable): ``(item, level, generator, nan_image) -> item``.
+
+    Example:
+        >>> import torch
+        >>> from anomalib.data.dataclasses import DepthItem
+        >>> blur = CORRUPTIONS["rgb_blur"]
+        >>> blur.modality, blur.unit, blur.levels
+        ('rgb', 'blur sigma (px)', (0.0, 1.0, 2.0, 4.0))
+        >>> item = DepthItem(image=torch.rand(3, 8, 8), depth_map=torch.rand(3, 8, 8) + 1, gt_label=torch.tensor(0))
+        >>> blurred = blur.apply(item, 1.0, seed=0, index=0)
+        >>> blurred.image.shape, bool((blurred.image != item.image).any())
+        (torch.Size([3, 8, 8]), True)
     """
 
     name: str

@@ -45,6 +45,14 @@ def import_class(class_path: str) -> type:
 
     Raises:
         ValueError: If it cannot be imported.
+
+    Example:
+        >>> import_class("anomalib_cmdr.benchmark.config.ModelSpec") is ModelSpec
+        True
+        >>> import_class("anomalib.models.NoSuchModel")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: class_path='anomalib.models.NoSuchModel' cannot be imported (...)
     """
     module, _, name = class_path.rpartition(".")
     try:
@@ -63,6 +71,12 @@ def make_model(spec: ModelSpec, image_size: int) -> Any:
 
     Returns:
         AnomalibModule: The model.
+
+    Example:
+        >>> spec = ModelSpec("PaDiM", "anomalib.models.Padim", {"backbone": "resnet18", "pre_trained": False})
+        >>> model = make_model(spec, image_size=128)  # doctest: +SKIP
+        >>> type(model).__name__, model.visualizer  # doctest: +SKIP
+        ('Padim', None)
     """
     from anomalib.pre_processing import PreProcessor
     from torchvision.transforms.v2 import Compose, Normalize, Resize
@@ -92,6 +106,13 @@ def make_datamodule(config: BenchmarkConfig, spec: ModelSpec, category: str, see
 
     Returns:
         AnomalibDataModule: An :class:`~anomalib_cmdr.data.RGBXYZFolder` or :class:`~anomalib_cmdr.data.Synthetic3D`.
+
+    Example:
+        >>> spec = ModelSpec("PaDiM", "anomalib.models.Padim")
+        >>> config = BenchmarkConfig(models=[spec], root=Path("datasets/MVTec3D"), train_batch_size=4)
+        >>> datamodule = make_datamodule(config, spec, "bagel", seed=0)  # doctest: +SKIP
+        >>> type(datamodule).__name__, datamodule.train_batch_size  # doctest: +SKIP
+        ('RGBXYZFolder', 4)
     """
     from anomalib_cmdr.data import RGBXYZFolder, Synthetic3D
 
@@ -114,6 +135,13 @@ def defect_type_auroc(batches: list[Any]) -> dict[str, float]:
 
     Returns:
         dict[str, float]: ``{defect type: AUROC}``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> paths = [f"data/disc/test/{kind}/rgb/000.png" for kind in ("good", "good", "crack", "hole")]
+        >>> batch = SimpleNamespace(pred_score=torch.tensor([0.1, 0.4, 0.9, 0.3]), image_path=paths)
+        >>> defect_type_auroc([batch])
+        {'crack': 1.0, 'hole': 0.5}
     """
     scores = torch.cat([batch.pred_score.flatten().float() for batch in batches])
     types = [Path(path).parts[-3] for batch in batches for path in batch.image_path]
@@ -140,6 +168,12 @@ def run_job(config: BenchmarkConfig, spec: ModelSpec, category: str, seed: int, 
         dict[str, Any]: The row: ``status``, the metrics, per-defect-type image AUROC
         (``image_AUROC[<type>]``), ``fit_s``, ``latency_ms``, ``peak_rss_mb``, ``trainable_params``,
         ``total_params``.
+
+    Example:
+        >>> config = BenchmarkConfig.from_yaml("configs/benchmark/synthetic.yaml")  # doctest: +SKIP
+        >>> row = run_job(config, config.models[0], "disc", seed=0, work_dir=Path("results/tmp"))  # doctest: +SKIP
+        >>> row["status"], sorted(key for key in row if key.startswith("image_AUROC["))  # doctest: +SKIP
+        ('ok', ['image_AUROC[crack]', 'image_AUROC[dent]'])
     """
     from anomalib.engine import Engine
     from lightning.pytorch import seed_everything

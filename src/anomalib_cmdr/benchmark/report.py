@@ -44,6 +44,14 @@ def summary_markdown(results: pd.DataFrame) -> str:
 
     Returns:
         str: Markdown.
+
+    Example:
+        >>> results = pd.DataFrame([
+        ...     {"model": "CMDR", "input": "rgb+xyz", "category": "disc", "seed": 0, "status": "ok", "image_AUROC": 0.9,
+        ...      "fit_s": 12.0, "latency_ms": 8.0, "peak_rss_mb": 900.0, "total_params": 1234567},
+        ... ])
+        >>> print(summary_markdown(results).splitlines()[2])
+        | CMDR | rgb+xyz | 1 | 0.900 ± 0.000 | 12 | 8 | 900 | 1,234,567 |
     """
     ok = results[results["status"] == "ok"]
     metrics = [m for m in METRICS if m in ok]
@@ -81,6 +89,12 @@ def write_report(results: pd.DataFrame, output: Path) -> None:
     Args:
         results (pd.DataFrame): ``results.csv`` as a table.
         output (Path): The benchmark's output folder.
+
+    Example:
+        >>> results = pd.read_csv("results/benchmark/results.csv")  # doctest: +SKIP
+        >>> write_report(results, Path("results/benchmark"))  # doctest: +SKIP
+        >>> sorted(p.name for p in Path("results/benchmark").glob("*.[mp][dn]*"))  # doctest: +SKIP
+        ['accuracy_latency.png', 'defect_types.png', 'summary.md']
     """
     import matplotlib as mpl
 

@@ -48,6 +48,16 @@ def resolve_categories(config: BenchmarkConfig) -> list[str]:
 
     Raises:
         ValueError: If no category is configured or found.
+
+    Example:
+        >>> from anomalib_cmdr.benchmark.config import ModelSpec
+        >>> spec = ModelSpec("PaDiM", "anomalib.models.Padim")
+        >>> resolve_categories(BenchmarkConfig(models=[spec], categories=["bagel", "cookie"]))
+        ['bagel', 'cookie']
+        >>> resolve_categories(BenchmarkConfig(models=[spec], root=Path("/tmp/no-such-root")))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: /tmp/no-such-root: no category folder found (...)
     """
     if config.categories:
         return list(config.categories)
@@ -105,6 +115,12 @@ def run_in_child(config: BenchmarkConfig, spec: ModelSpec, category: str, seed: 
 
     Returns:
         dict: The row (without the key columns).
+
+    Example:
+        >>> config = BenchmarkConfig.from_yaml("configs/benchmark/synthetic.yaml")  # doctest: +SKIP
+        >>> row = run_in_child(config, config.models[0], "disc", 0, Path("results/benchmark/runs/x"))  # doctest: +SKIP
+        >>> row["status"]  # doctest: +SKIP
+        'ok'
     """
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
@@ -150,6 +166,11 @@ def load_results(path: Path) -> pd.DataFrame:
 
     Returns:
         pd.DataFrame: One row per finished job.
+
+    Example:
+        >>> import tempfile
+        >>> load_results(Path(tempfile.mkdtemp()) / "results.csv").columns.tolist()
+        ['model', 'category', 'seed', 'status']
     """
     if path.is_file():
         return pd.read_csv(path)
@@ -165,6 +186,11 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> Path:
 
     Returns:
         Path: The ``results.csv`` file.
+
+    Example:
+        >>> config = BenchmarkConfig.from_yaml("configs/benchmark/synthetic.yaml")  # doctest: +SKIP
+        >>> run_benchmark(config, progress=False)  # doctest: +SKIP
+        PosixPath('results/benchmark/results.csv')
     """
     from .report import write_report
 

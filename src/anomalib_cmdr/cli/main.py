@@ -47,6 +47,10 @@ def synth(argv: Sequence[str]) -> int:
 
     Returns:
         int: Exit status.
+
+    Example:
+        $ anomalib-cmdr synth ./datasets/Synthetic3D --categories disc --image-size 128 --seed 0
+        $ anomalib-cmdr synth ./datasets/Synthetic3D --num-train 40 --overwrite --preview ./preview.png
     """
     from anomalib_cmdr.data.synthetic import CATEGORIES, DEFECT_TYPES, synthesize
 
@@ -99,6 +103,10 @@ def synth_scans(argv: Sequence[str]) -> int:
 
     Returns:
         int: Exit status.
+
+    Example:
+        $ anomalib-cmdr synth-scans ./datasets/FoamScans --seed 0
+        $ anomalib-cmdr synth-scans ./datasets/FoamScans --defect-types burr tear --profiles 144 --overwrite
     """
     from anomalib_cmdr.data.scans.synthetic import DEFECT_TYPES, synthesize_scans
 
@@ -145,6 +153,10 @@ def benchmark(argv: Sequence[str]) -> int:
 
     Returns:
         int: Exit status (1 when a job failed).
+
+    Example:
+        $ anomalib-cmdr benchmark --config configs/benchmark/synthetic.yaml
+        $ anomalib-cmdr benchmark --config configs/benchmark/mvtec3d.yaml --categories bagel --seeds 0 1
     """
     parser = argparse.ArgumentParser(
         prog="anomalib-cmdr benchmark",
@@ -195,6 +207,10 @@ def infer(argv: Sequence[str]) -> int:
 
     Returns:
         int: Exit status.
+
+    Example:
+        $ anomalib-cmdr infer --model results/CMDR/latest/weights/openvino --rgb part.png --xyz part.tiff
+        $ anomalib-cmdr infer --model results/CMDR/latest/weights/openvino --input ./parts --output ./scored
     """
     parser = argparse.ArgumentParser(
         prog="anomalib-cmdr infer",
@@ -227,7 +243,12 @@ def infer(argv: Sequence[str]) -> int:
 
 
 def pd_read(path: Path):
-    """``results.csv`` as a table (pandas imported only for this command)."""
+    """``results.csv`` as a table (pandas imported only for this command).
+
+    Example:
+        >>> pd_read(Path("results/benchmark/results.csv")).columns[:3].tolist()  # doctest: +SKIP
+        ['model', 'category', 'seed']
+    """
     import pandas as pd
 
     return pd.read_csv(path)
@@ -280,6 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         int: Exit status.
+
+    Example:
+        $ anomalib-cmdr --version
+        $ anomalib-cmdr synth ./datasets/Synthetic3D
+        $ anomalib-cmdr train --model CMDR --data anomalib_cmdr.data.Synthetic3D
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in VERSION_FLAGS:

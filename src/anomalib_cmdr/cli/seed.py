@@ -34,6 +34,11 @@ def seed_anomalib_cli() -> bool:
 
     Returns:
         bool: ``True`` if the wrapper was installed now, ``False`` if it already was.
+
+    Example:
+        >>> _ = seed_anomalib_cli()
+        >>> seed_anomalib_cli()  # already installed: a second call changes nothing
+        False
     """
     from anomalib.cli.cli import AnomalibCLI
 

@@ -298,6 +298,13 @@ def cache_record(source: Path, parameters: dict[str, object]) -> str:
 
     Returns:
         str: A JSON record.
+
+    Example:
+        >>> source = Path(tempfile.mkdtemp()) / "000.tiff"
+        >>> tifffile.imwrite(source, np.ones((4, 4, 3), np.float32))
+        >>> record = json.loads(cache_record(source, {"ransac_iterations": 1000, "eps": 0.006}))
+        >>> sorted(record), record["parameters"]
+        (['format', 'mtime_ns', 'parameters', 'size', 'source'], {'eps': 0.006, 'ransac_iterations': 1000})
     """
     stat = source.stat()
     return json.dumps(

@@ -241,6 +241,20 @@ def check_sample_headers(samples: DataFrame) -> None:
 
     Raises:
         DataFileError: For the first bad file or size mismatch, naming the file(s).
+
+    Example:
+        >>> import tempfile
+        >>> import tifffile
+        >>> from PIL import Image as PILImage
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "000.png")
+        >>> tifffile.imwrite(folder / "000.tiff", np.ones((8, 6, 3), np.float32))
+        >>> samples = DataFrame({"image_path": [str(folder / "000.png")], "depth_path": [str(folder / "000.tiff")],
+        ...                      "mask_path": [""]})
+        >>> check_sample_headers(samples)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        anomalib_cmdr.data.io.DataFileError: .../000.tiff: point cloud is 6x8 (WxH) but .../000.png is 8x8; ...
     """
     for image_path, depth_path, mask_path in zip(
         samples["image_path"], samples["depth_path"], samples["mask_path"], strict=True

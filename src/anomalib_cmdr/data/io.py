@@ -57,7 +57,16 @@ class DataFileError(ValueError):
 
 
 class DataFileWarning(UserWarning):
-    """A data file was readable but had to be repaired (e.g. NaN coordinates treated as missing points)."""
+    """A data file was readable but had to be repaired (e.g. NaN coordinates treated as missing points).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warnings.warn("000.tiff: 3 NaN points treated as missing", DataFileWarning, stacklevel=1)
+        >>> caught[0].category.__name__, issubclass(DataFileWarning, UserWarning)
+        ('DataFileWarning', True)
+    """
 
 
 def existing_file(path: str | Path) -> Path:
@@ -71,6 +80,17 @@ def existing_file(path: str | Path) -> Path:
 
     Raises:
         DataFileError: If nothing exists at ``path`` or it is not a regular file.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "part.png").touch()
+        >>> existing_file(folder / "part.png").name
+        'part.png'
+        >>> existing_file(folder / "missing.png")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        anomalib_cmdr.data.io.DataFileError: .../missing.png: file does not exist
     """
     path = Path(path)
     if not path.exists():
@@ -191,6 +211,13 @@ def probe_image(path: str | Path, what: str = "RGB image") -> tuple[int, int]:
 
     Raises:
         DataFileError: If the file is missing or its header is unreadable.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "000.png"
+        >>> Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(path)
+        >>> probe_image(path)
+        (6, 8)
     """
     path = existing_file(path)
     try:
@@ -214,6 +241,18 @@ def probe_xyz(path: str | Path) -> tuple[int, int]:
     Raises:
         DataFileError: If the file is missing, not a TIFF, or does not hold a real-valued ``(H, W, 3)`` array
             (e.g. a channel-first ``(3, H, W)`` one).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> tifffile.imwrite(folder / "000.tiff", np.zeros((6, 8, 3), np.float32))
+        >>> probe_xyz(folder / "000.tiff")
+        (6, 8)
+        >>> tifffile.imwrite(folder / "001.tiff", np.zeros((3, 6, 8), np.float32))
+        >>> probe_xyz(folder / "001.tiff")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        anomalib_cmdr.data.io.DataFileError: .../001.tiff: point cloud must have shape (H, W, 3), found (3, 6, 8) ...
     """
     path = existing_file(path)
     try:

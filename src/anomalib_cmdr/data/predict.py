@@ -70,6 +70,17 @@ def find_sample_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     Raises:
         DataFileError: If ``root`` is not a folder, holds no sample, or an RGB image has no point cloud (the
             message names the first such files).
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np, tifffile
+        >>> from PIL import Image as PILImage
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ("b", "a"):
+        ...     PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / f"{name}.png")
+        ...     tifffile.imwrite(root / f"{name}.tiff", np.ones((8, 8, 3), np.float32))
+        >>> [(rgb.name, xyz.name) for rgb, xyz in find_sample_pairs(root)]
+        [('a.png', 'a.tiff'), ('b.png', 'b.tiff')]
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -112,6 +123,18 @@ def pair_files(rgb: str | Path, xyz: str | Path) -> list[tuple[Path, Path]]:
 
     Raises:
         DataFileError: If the paths are missing, of different kinds, or a stem has no partner.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np, tifffile
+        >>> from PIL import Image as PILImage
+        >>> root = Path(tempfile.mkdtemp()); (root / "rgb").mkdir(); (root / "xyz").mkdir()
+        >>> PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "rgb" / "part1.png")
+        >>> tifffile.imwrite(root / "xyz" / "part1.tiff", np.ones((8, 8, 3), np.float32))
+        >>> [(rgb.name, xyz.name) for rgb, xyz in pair_files(root / "rgb", root / "xyz")]
+        [('part1.png', 'part1.tiff')]
+        >>> len(pair_files(root / "rgb" / "part1.png", root / "xyz" / "part1.tiff"))
+        1
     """
     rgb, xyz = Path(rgb).expanduser(), Path(xyz).expanduser()
     if rgb.is_file() and xyz.is_file():
@@ -142,6 +165,20 @@ class RGBXYZPredictDataset(Dataset):
 
     Raises:
         DataFileError: See :func:`find_sample_pairs`.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np, tifffile
+        >>> from PIL import Image as PILImage
+        >>> root = Path(tempfile.mkdtemp())
+        >>> PILImage.fromarray(np.zeros((6, 8, 3), np.uint8)).save(root / "part1.png")
+        >>> tifffile.imwrite(root / "part1.tiff", np.ones((6, 8, 3), np.float32))
+        >>> dataset = RGBXYZPredictDataset(root)
+        >>> item = dataset[0]
+        >>> len(dataset), item.image.shape, item.depth_map.shape, Path(item.depth_path).name
+        (1, torch.Size([3, 6, 8]), torch.Size([3, 6, 8]), 'part1.tiff')
+        >>> dataset.collate_fn([item]).image.shape
+        torch.Size([1, 3, 6, 8])
     """
 
     def __init__(self, root: str | Path) -> None:

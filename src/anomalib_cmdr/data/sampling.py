@@ -32,6 +32,14 @@ class EpochShuffleSampler(Sampler[int]):
     Args:
         data_source (Sized): The dataset.
         seed (int): Base seed.
+
+    Example:
+        >>> sampler = EpochShuffleSampler(range(4), seed=7)
+        >>> sampler.set_epoch(0)
+        >>> epoch0 = list(sampler)
+        >>> sampler.set_epoch(0)
+        >>> list(sampler) == epoch0, len(sampler)
+        (True, 4)
     """
 
     def __init__(self, data_source: Sized, seed: int) -> None:

@@ -58,6 +58,15 @@ def staged_folder(folder: Path) -> Iterator[Path]:
 
     Yields:
         Path: The staging folder to write into.
+
+    Example:
+        >>> folder = Path(tempfile.mkdtemp()) / "openvino"
+        >>> with staged_folder(folder) as staging:
+        ...     _ = (staging / "model.xml").write_text("<net/>")
+        ...     (folder / "model.xml").exists()  # not in place before the block ends
+        False
+        >>> sorted(p.name for p in folder.iterdir())
+        ['model.xml']
     """
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
@@ -77,6 +86,13 @@ def deploy_graph(model: Any) -> CMDRDeployGraph:
 
     Returns:
         CMDRDeployGraph: On the CPU, in eval mode.
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", image_size=32, pretrained=False)
+        >>> graph = deploy_graph(model)
+        >>> graph.input_names, [out.shape for out in graph(*graph.example_inputs())][::2]
+        (['image'], [torch.Size([1]), torch.Size([1, 1, 32, 32])])
     """
     model.ensure_backbone_weights()
     pre = model.pre_processor
@@ -94,6 +110,13 @@ def deploy_spec(model: Any, graph: CMDRDeployGraph, precision: str = "FP32") -> 
 
     Returns:
         DeploySpec: The metadata.
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", image_size=32, pretrained=False)
+        >>> spec = deploy_spec(model, deploy_graph(model), precision="FP16")
+        >>> spec.modality, spec.image_size, spec.inputs, spec.xyz_input, spec.precision
+        ('rgb', (32, 32), ['image'], None, 'FP16')
     """
     backbone = model.model.xyz_backbone
     uses_xyz = backbone is not None
@@ -131,6 +154,14 @@ def calibration_inputs(graph: CMDRDeployGraph, spec: DeploySpec, datamodule: Ano
 
     Returns:
         list[tuple]: Per sample, the graph's inputs as numpy arrays in its input order.
+
+    Example:
+        >>> from anomalib_cmdr.data import Synthetic3D
+        >>> graph = deploy_graph(model)  # doctest: +SKIP
+        >>> spec = deploy_spec(model, graph, precision="INT8")  # doctest: +SKIP
+        >>> samples = calibration_inputs(graph, spec, Synthetic3D(category="disc"))  # doctest: +SKIP
+        >>> [array.shape for array in samples[0]]  # doctest: +SKIP
+        [(1, 3, 128, 128), (1, 1024, 32, 3), (1, 1024, 3), (1, 16384, 3), (1, 16384, 3)]
     """
     datamodule.setup("fit")
     builder = GraphInputBuilder(spec, graph.model.xyz_backbone)
@@ -176,7 +207,18 @@ def _compression_type(value: CompressionType | str | None) -> CompressionType | 
 
 
 class CMDRExportMixin:
-    """``to_onnx`` / ``to_openvino`` of :class:`~anomalib_cmdr.CMDR` (anomalib's signatures, multi-input graph)."""
+    """``to_onnx`` / ``to_openvino`` of :class:`~anomalib_cmdr.CMDR` (anomalib's signatures, multi-input graph).
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", image_size=32, pretrained=False)
+        >>> isinstance(model, CMDRExportMixin)
+        True
+        >>> model.to_onnx("/tmp/cmdr_export_doctest")  # doctest: +SKIP
+        PosixPath('/tmp/cmdr_export_doctest/weights/onnx/model.onnx')
+        >>> model.to_openvino("/tmp/cmdr_export_doctest", compression_type=CompressionType.FP16)  # doctest: +SKIP
+        PosixPath('/tmp/cmdr_export_doctest/weights/openvino/model.xml')
+    """
 
     def to_onnx(
         self,

@@ -59,6 +59,20 @@ def collect_samples(
 
     Raises:
         ValueError: If the arguments do not fit the model's modality.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "part1.png")
+        >>> spec = DeploySpec(modality="rgb", image_size=(32, 32), square_pad=True, inputs=["image"], outputs=[])
+        >>> [(rgb.name, xyz) for rgb, xyz in collect_samples(spec, rgb=folder)]
+        [('part1.png', None)]
+        >>> collect_samples(spec, xyz=folder)
+        Traceback (most recent call last):
+            ...
+        ValueError: This model (modality 'rgb') reads RGB images only: give --rgb (or --input), not --xyz.
     """
     if input_dir is not None:
         if rgb is not None or xyz is not None:
@@ -109,6 +123,11 @@ def infer_files(
 
     Returns:
         list[dict]: Per sample: ``image_path``, ``depth_path``, ``pred_score``, ``pred_label``.
+
+    Example:
+        >>> rows = infer_files("results/export/weights/openvino", input_dir="parts", output="scored")  # doctest: +SKIP
+        >>> rows[0]["pred_score"], rows[0]["pred_label"]  # doctest: +SKIP
+        (0.8134, True)
     """
     inferencer = CMDROpenVINOInferencer(model, device=device)
     samples = collect_samples(inferencer.spec, rgb, xyz, input_dir)

@@ -38,7 +38,17 @@ OUTPUTS = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
 
 
 def xyz_input_kind(model: CMDRModel) -> str | None:
-    """How the model's 3D branch enters the graph: ``"groups"`` (Point-MAE), ``"features"`` (FPFH) or ``None``."""
+    """How the model's 3D branch enters the graph: ``"groups"`` (Point-MAE), ``"features"`` (FPFH) or ``None``.
+
+    Example:
+        >>> model = CMDRModel(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", grid_size=16, pretrained=False)
+        >>> print(xyz_input_kind(model))
+        None
+        >>> model = CMDRModel(rgb_backbone="resnet18", rgb_layers=[1], xyz_backbone="pointmae_tiny",
+        ...                   xyz_model_kwargs={"num_group": 16, "group_size": 16}, grid_size=16, pretrained=False)
+        >>> xyz_input_kind(model)
+        'groups'
+    """
     if model.xyz_backbone is None:
         return None
     return "groups" if hasattr(model.xyz_backbone, "group_tokens_dense") else "features"
@@ -53,6 +63,16 @@ class CMDRDeployGraph(nn.Module):
         image_size (Sequence[int]): ``(H, W)`` of the inputs.
         mean (Sequence[float]): RGB normalisation mean. Defaults to ImageNet's.
         std (Sequence[float]): RGB normalisation standard deviation. Defaults to ImageNet's.
+
+    Example:
+        >>> model = CMDRModel(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", grid_size=16,
+        ...                   pretrained=False).eval()
+        >>> graph = CMDRDeployGraph(model, post_processor=None, image_size=(32, 32))
+        >>> graph.input_names, [tensor.shape for tensor in graph.example_inputs(batch=2)]
+        (['image'], [torch.Size([2, 3, 32, 32])])
+        >>> score, anomaly_map = graph(*graph.example_inputs(batch=2))
+        >>> score.shape, anomaly_map.shape
+        (torch.Size([2]), torch.Size([2, 1, 32, 32]))
     """
 
     def __init__(
@@ -124,7 +144,8 @@ class CMDRDeployGraph(nn.Module):
             f2d = rgb_tokens(model.rgb_backbone((image - self.mean) / self.std), model.grid_size)
         if model.xyz_backbone is not None:
             f3d = xyz_tokens(self._point_feature_map(inputs), model.grid_size)
-        anomaly_map, score = model.anomaly_maps(token_features(f2d, f3d, rgb_present), self.image_size)
+        features = token_features(f2d, f3d, rgb_present)
+        anomaly_map, score = model.anomaly_maps(features, self.image_size, all_branches=True)  # no data-dependent flow
         predictions = InferenceBatch(pred_score=score, anomaly_map=anomaly_map)
         if self.post_processor is not None:
             predictions = self.post_processor(predictions)

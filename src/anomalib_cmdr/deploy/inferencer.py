@@ -42,7 +42,16 @@ DEVICES = ("CPU", "GPU", "AUTO")
 
 
 class DeviceUnavailableError(RuntimeError):
-    """The requested OpenVINO device is not present on this machine."""
+    """The requested OpenVINO device is not present on this machine.
+
+    Example:
+        >>> CMDROpenVINOInferencer("results/export/weights/openvino", device="GPU")  # doctest: +SKIP
+        Traceback (most recent call last):
+            ...
+        anomalib_cmdr.deploy.inferencer.DeviceUnavailableError: device='GPU': OpenVINO finds no GPU on this machine ...
+        >>> issubclass(DeviceUnavailableError, RuntimeError)
+        True
+    """
 
 
 @dataclass
@@ -52,6 +61,13 @@ class InferenceTimings:
     Attributes:
         prepare (float): Reading, resizing and the point-cloud geometry (before the graph).
         graph (float): The OpenVINO graph.
+
+    Example:
+        >>> timings = InferenceTimings(prepare=0.012, graph=0.034)
+        >>> round(timings.prepare + timings.graph, 3)
+        0.046
+        >>> inferencer.timings  # after a predict call  # doctest: +SKIP
+        InferenceTimings(prepare=0.0121, graph=0.0338)
     """
 
     prepare: float = 0.0
@@ -107,6 +123,12 @@ class CMDROpenVINOInferencer:
         ExportFolderError: If the folder or one of its files is missing or not a CMDR export.
         DeviceUnavailableError: If ``device`` is ``"GPU"`` and OpenVINO sees no GPU.
         ValueError: If ``device`` is not one of ``CPU``, ``GPU``, ``AUTO`` (or a specific ``GPU.N``).
+
+    Example:
+        >>> inferencer = CMDROpenVINOInferencer("results/export/weights/openvino", device="AUTO")  # doctest: +SKIP
+        >>> result = inferencer.predict(["part1.png", "part2.png"], ["part1.tiff", "part2.tiff"])  # doctest: +SKIP
+        >>> result.pred_score.shape, result.anomaly_map.shape  # doctest: +SKIP
+        ((2,), (2, 128, 128))
     """
 
     def __init__(self, path: str | Path, device: str = "CPU", config: dict[str, Any] | None = None) -> None:
@@ -216,6 +238,13 @@ def torch_reference(model: Any, rgb: torch.Tensor | None, xyz: torch.Tensor | No
 
     Returns:
         dict[str, np.ndarray]: ``pred_score``, ``pred_label``, ``anomaly_map`` ``(B, H, W)``, ``pred_mask``.
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", image_size=32, pretrained=False)
+        >>> reference = torch_reference(model, torch.rand(2, 3, 32, 32), None)
+        >>> reference["pred_score"].shape, reference["anomaly_map"].shape
+        ((2,), (2, 32, 32))
     """
     pre = model.pre_processor
     mean = torch.tensor(pre.mean).view(1, 3, 1, 1)

@@ -63,6 +63,14 @@ def graph_input_names(modality: str, xyz_input: str | None) -> list[str]:
 
     Returns:
         list[str]: The names, in the graph's order.
+
+    Example:
+        >>> graph_input_names("rgb", None)
+        ['image']
+        >>> graph_input_names("rgb+xyz", "groups")
+        ['image', 'neighbourhoods', 'centres', 'interp_index', 'interp_weight']
+        >>> graph_input_names("xyz", "features")
+        ['xyz_features']
     """
     names = ["image"] if modality in {"rgb+xyz", "rgb"} else []
     if modality in {"rgb+xyz", "xyz"}:
@@ -77,6 +85,15 @@ class GraphInputBuilder:
         spec (DeploySpec): The export's metadata.
         xyz_extractor (nn.Module | None): The 3D extractor for ``xyz_input="features"`` (e.g. the torch model's
             own); ``None``: built from the spec (weight-free extractors only). Defaults to ``None``.
+
+    Example:
+        >>> spec = DeploySpec(modality="rgb", image_size=(32, 32), square_pad=False, inputs=["image"], outputs=[])
+        >>> builder = GraphInputBuilder(spec)
+        >>> rgb, xyz = builder.resize_arrays([np.zeros((48, 64, 3), np.uint8)], None)
+        >>> rgb.shape, xyz
+        (torch.Size([1, 3, 32, 32]), None)
+        >>> builder.from_tensors(torch.rand(2, 3, 32, 32), None)["image"].shape
+        torch.Size([2, 3, 32, 32])
     """
 
     def __init__(self, spec: DeploySpec, xyz_extractor: nn.Module | None = None) -> None:
@@ -229,6 +246,14 @@ def check_rgb(array: np.ndarray, index: int = 0) -> np.ndarray:
 
     Raises:
         ValueError: If it is not an ``(H, W, 3)`` uint8 array.
+
+    Example:
+        >>> check_rgb(np.zeros((4, 6, 3), np.uint8)).shape
+        (4, 6, 3)
+        >>> check_rgb(np.zeros((4, 6, 3), np.float32), index=2)
+        Traceback (most recent call last):
+            ...
+        ValueError: rgb (sample 2): expected an (H, W, 3) uint8 image, got float32 (4, 6, 3).
     """
     if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         desc = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
@@ -249,6 +274,14 @@ def check_xyz(array: np.ndarray, index: int = 0) -> np.ndarray:
 
     Raises:
         ValueError: If it is not an ``(H, W, 3)`` floating-point array, or holds NaN or inf.
+
+    Example:
+        >>> check_xyz(np.zeros((4, 6, 3), np.float32)).shape
+        (4, 6, 3)
+        >>> check_xyz(np.full((4, 6, 3), np.nan, np.float32))
+        Traceback (most recent call last):
+            ...
+        ValueError: xyz (sample 0): NaN or inf coordinates; mark missing points as (0, 0, 0).
     """
     if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[2] != 3 or array.dtype.kind != "f":
         desc = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__

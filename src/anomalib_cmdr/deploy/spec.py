@@ -45,7 +45,14 @@ def _package_version() -> str:
 
 
 class ExportFolderError(ValueError):
-    """An export folder is missing, incomplete or of another format; the message names the path."""
+    """An export folder is missing, incomplete or of another format; the message names the path.
+
+    Example:
+        >>> DeploySpec.load(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        anomalib_cmdr.deploy.spec.ExportFolderError: .../metadata.json: missing. A CMDR export folder holds ...
+    """
 
 
 @dataclass
@@ -65,6 +72,16 @@ class DeploySpec:
         group_size (int | None): Points per Point-MAE group.
         precision (str): ``"FP32"``, ``"FP16"`` or ``"INT8"``.
         version (str): The anomalib-cmdr version that exported it.
+
+    Example:
+        >>> spec = DeploySpec(modality="rgb+xyz", image_size=(128, 128), square_pad=True,
+        ...                   inputs=["image", "xyz_features"], outputs=["pred_score", "anomaly_map"],
+        ...                   xyz_backbone="fpfh", xyz_input="features")
+        >>> spec.uses_rgb, spec.uses_xyz
+        (True, True)
+        >>> path = spec.save(tempfile.mkdtemp())
+        >>> path.name, DeploySpec.load(path.parent) == spec
+        ('metadata.json', True)
     """
 
     modality: str

@@ -40,6 +40,13 @@ def depth_image(xyz: np.ndarray) -> Image.Image:
 
     Returns:
         Image.Image: An RGB picture of size ``W x H``.
+
+    Example:
+        >>> xyz = np.zeros((4, 6, 3), np.float32)
+        >>> xyz[:, :3] = (0.1, 0.2, 0.5)  # the left half holds points, the right half is a hole
+        >>> picture = depth_image(xyz)
+        >>> picture.size, picture.getpixel((5, 0))
+        ((6, 4), (0, 0, 0))
     """
     xyz = np.asarray(xyz, dtype=np.float32)
     if xyz.ndim == 3 and xyz.shape[0] == 3 and xyz.shape[-1] != 3:
@@ -89,6 +96,14 @@ def prediction_panel(
 
     Returns:
         Image.Image: The panels side by side, titled.
+
+    Example:
+        >>> anomaly_map = np.zeros((32, 32), np.float32)
+        >>> anomaly_map[8:16, 8:16] = 0.9
+        >>> panel = prediction_panel(None, np.ones((32, 32, 3), np.float32), anomaly_map, pred_mask=anomaly_map > 0.5,
+        ...                          score=0.9, label=True, note="branch: xyz (no RGB image)")
+        >>> panel.size  # depth, map on depth, predicted mask: three 256 px panels under a title bar
+        (768, 292)
     """
     anomaly_map = np.asarray(anomaly_map, dtype=np.float32).squeeze()
     normalized = bool(anomaly_map.min() >= 0 and anomaly_map.max() <= 1)

@@ -113,6 +113,16 @@ def write_scored_ply(
     Raises:
         ValueError: If the shapes disagree.
         OSError: If open3d cannot write the file.
+
+    Example:
+        >>> import tempfile
+        >>> import open3d as o3d
+        >>> points = np.random.default_rng(0).random((100, 3))
+        >>> scores = np.where(points[:, 0] > 0.9, np.nan, points[:, 0])  # some points without a score
+        >>> path = write_scored_ply(Path(tempfile.mkdtemp()) / "scan.ply", points, scores, vmin=0.0, vmax=1.0)
+        >>> cloud = o3d.t.io.read_point_cloud(str(path))
+        >>> cloud.point.positions.shape, cloud.point.score.shape
+        (SizeVector[100, 3], SizeVector[100, 1])
     """
     import open3d as o3d
 
@@ -185,6 +195,13 @@ def render_scored_points(
 
     Raises:
         ValueError: If the shapes disagree or there is no point.
+
+    Example:
+        >>> import tempfile
+        >>> points = np.random.default_rng(0).random((200, 3))
+        >>> path = Path(tempfile.mkdtemp()) / "scan.png"
+        >>> render_scored_points(path, points, scores=points[:, 2], title="scan 000", pixels=50).name
+        'scan.png'
     """
     from matplotlib.figure import Figure
 

@@ -153,7 +153,18 @@ def _branch_note(explanation: str | None) -> str | None:
 
 
 def panel_title(item: Any, anomaly_map: np.ndarray) -> str:
-    """``<file name>: score <s> <label>`` for a sample's 3D view."""
+    """``<file name>: score <s> <label>`` for a sample's 3D view.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> item = SimpleNamespace(pred_score=torch.tensor(0.8125), pred_label=torch.tensor(True),
+        ...                        image_path="data/bagel/test/crack/rgb/000.png", depth_path=None)
+        >>> panel_title(item, np.zeros((4, 4)))
+        '000.png: score 0.812 ANOMALOUS'
+        >>> panel_title(SimpleNamespace(pred_score=None, pred_label=None, image_path=None, depth_path="a.tiff"),
+        ...             np.full((4, 4), 0.25))
+        'a.tiff: score 0.250'
+    """
     score = float(item.pred_score) if item.pred_score is not None else float(anomaly_map.max())
     label = "" if item.pred_label is None else (" ANOMALOUS" if bool(item.pred_label) else " normal")
     return f"{Path(item.image_path or item.depth_path or 'sample').name}: score {score:.3f}{label}"

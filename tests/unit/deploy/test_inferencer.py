@@ -59,7 +59,7 @@ def test_missing_modalities_are_served_by_the_other_branch_like_torch(tmp_path):
     torch.manual_seed(0)
     model = CMDR(**TINY, image_size=32).eval()
     # score statistics as a validation would set them (else branch scores pass unaligned)
-    routed = model.model.route(model.model.extract_features(*make_clouds(4, seed=5)))
+    routed = model.model.route(model.model.extract_features(*make_clouds(4, seed=5)), all_branches=True)
     sums = model.model.branch_alignment.new_sums()
     model.model.branch_alignment.accumulate(sums, routed.branch_scores)
     assert model.model.branch_alignment.finalize(sums)

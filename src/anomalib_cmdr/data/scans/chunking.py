@@ -178,6 +178,15 @@ class ScanChunks:
             labels.
         labels (np.ndarray | None): ``(K,)`` ``int64`` chunk labels (1 anomalous), or ``None`` without labels.
         num_points (int): Number of points of the scan.
+
+    Example:
+        >>> rows, cols = np.mgrid[0:8, 0:10]
+        >>> scan = np.c_[cols.ravel() * 0.1, rows.ravel() * 0.1, np.zeros(80)]
+        >>> chunks = ScanChunker(chunk_size=36)(scan)
+        >>> len(chunks), chunks.xyz.shape, chunks.num_points, chunks.labels
+        (3, (3, 3, 6, 6), 80, None)
+        >>> int((chunks.index[-1] == EMPTY).sum())  # the partial last chunk: 8 points, 28 empty cells
+        28
     """
 
     xyz: np.ndarray

@@ -103,6 +103,19 @@ def make_scan_samples(
         DataFileError: If the folder does not exist or has no scan (for ``split``), ``train/`` holds a folder
             not in ``normal_dirs``, a folder looks normal (``OK``, ``Good``) without being listed, or a scan of a
             defect folder has no label sidecar.
+
+    Example:
+        >>> import tempfile
+        >>> from anomalib_cmdr.data.scans.io import write_point_cloud, write_point_labels
+        >>> root = Path(tempfile.mkdtemp())
+        >>> _ = write_point_cloud(root / "train" / "good" / "000.npy", np.random.default_rng(0).random((50, 3)))
+        >>> _ = write_point_cloud(root / "test" / "tear" / "000.npy", np.random.default_rng(1).random((50, 3)))
+        >>> _ = write_point_labels(root / "test" / "tear" / "000.labels.txt", np.r_[np.zeros(45), np.ones(5)])
+        >>> scans = make_scan_samples(root)
+        >>> scans[["split", "label", "label_index"]].values.tolist()
+        [['test', 'tear', 1], ['train', 'good', 0]]
+        >>> Path(scans["label_path"].iloc[0]).name
+        '000.labels.txt'
     """
     root = Path(root)
     if not root.is_dir():
@@ -166,6 +179,13 @@ def chunk_cache_dir(data_root: str | Path, chunker: ScanChunker, cache_dir: str 
 
     Returns:
         Path: ``<cache_dir>/scans/<digest of the settings>``.
+
+    Example:
+        >>> folder = chunk_cache_dir("/data/scans", ScanChunker(chunk_size=9216), cache_dir="/tmp/cmdr_cache")
+        >>> folder.parent.as_posix(), len(folder.name)
+        ('/tmp/cmdr_cache/scans', 12)
+        >>> folder == chunk_cache_dir("/data/scans", ScanChunker(chunk_size=4096), cache_dir="/tmp/cmdr_cache")
+        False
     """
     base = Path(cache_dir) if cache_dir is not None else default_cache_dir(data_root)
     digest = hashlib.sha256(json.dumps(chunker.settings(), sort_keys=True).encode()).hexdigest()[:12]
@@ -267,6 +287,19 @@ def make_chunk_samples(
     Raises:
         DataFileError: For an unreadable or empty scan, NaN/inf points, labels of the wrong length, or a scan
             with fewer points than a chunk when ``remainder="drop"`` (the message names the file).
+
+    Example:
+        >>> import tempfile
+        >>> from anomalib_cmdr.data.scans.io import write_point_cloud
+        >>> root = Path(tempfile.mkdtemp()) / "scans"
+        >>> rows, cols = np.mgrid[0:8, 0:10]
+        >>> scan = np.c_[cols.ravel() * 0.1, rows.ravel() * 0.1, np.ones(80)]
+        >>> _ = write_point_cloud(root / "train" / "good" / "000.npy", scan)
+        >>> chunks = make_chunk_samples(make_scan_samples(root), ScanChunker(chunk_size=36), data_root=root)
+        >>> chunks[["chunk_index", "split", "label_index"]].values.tolist()
+        [[0, 'train', 0], [1, 'train', 0], [2, 'train', 0]]
+        >>> Path(chunks["chunk_path"][0]).name, chunks.attrs["task"]
+        ('chunk_0000.npz', 'segmentation')
     """
     data_root = Path(data_root)
     cache = chunk_cache_dir(data_root, chunker, cache_dir)
@@ -306,6 +339,17 @@ def read_chunk(chunk_path: str | Path) -> dict[str, np.ndarray]:
 
     Raises:
         DataFileError: If the file is missing or damaged (delete the cache folder to rebuild it).
+
+    Example:
+        >>> import tempfile
+        >>> from anomalib_cmdr.data.scans.io import write_point_cloud
+        >>> root = Path(tempfile.mkdtemp()) / "scans"
+        >>> rows, cols = np.mgrid[0:6, 0:6]
+        >>> _ = write_point_cloud(root / "train" / "good" / "000.npy", np.c_[cols.ravel(), rows.ravel(), np.ones(36)])
+        >>> chunks = make_chunk_samples(make_scan_samples(root), ScanChunker(chunk_size=36), data_root=root)
+        >>> arrays = read_chunk(chunks["chunk_path"][0])
+        >>> arrays["xyz"].shape, arrays["index"].shape, int(arrays["point_labels"].sum())
+        ((3, 6, 6), (6, 6), 0)
     """
     try:
         with np.load(chunk_path) as data:

@@ -94,6 +94,16 @@ def label_file(scan_path: str | Path) -> Path | None:
 
     Raises:
         DataFileError: If the scan has both a ``.labels.txt`` and a ``.labels.npy`` sidecar (ambiguous).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> np.save(folder / "003.npy", np.zeros((4, 3)))
+        >>> label_file(folder / "003.npy") is None
+        True
+        >>> _ = write_point_labels(folder / "003.labels.txt", [0, 0, 1, 0])
+        >>> label_file(folder / "003.npy").name
+        '003.labels.txt'
     """
     scan_path = Path(scan_path)
     found = [scan_path.with_name(scan_path.stem + suffix) for suffix in LABEL_SUFFIXES]
@@ -348,6 +358,14 @@ def write_point_cloud(path: str | Path, points: np.ndarray) -> Path:
 
     Raises:
         ValueError: If ``points`` is not ``(N, 3)`` or the suffix is not writable here.
+
+    Example:
+        >>> import tempfile
+        >>> from anomalib_cmdr.data.scans.io import read_point_cloud
+        >>> points = np.random.default_rng(0).random((100, 3))
+        >>> path = write_point_cloud(Path(tempfile.mkdtemp()) / "scan.xyz", points)
+        >>> read_point_cloud(path).shape
+        (100, 3)
     """
     path = Path(path)
     points = np.asarray(points, dtype=np.float64)
@@ -385,6 +403,12 @@ def write_point_labels(path: str | Path, labels: np.ndarray | list) -> Path:
 
     Raises:
         ValueError: If ``path`` does not end in ``.labels.txt`` or ``.labels.npy``.
+
+    Example:
+        >>> import tempfile
+        >>> path = write_point_labels(Path(tempfile.mkdtemp()) / "000.labels.txt", [0, 2, 0, 1])
+        >>> path.read_text().split()
+        ['0', '1', '0', '1']
     """
     path = Path(path)
     values = (np.asarray(labels).reshape(-1) != 0).astype(np.uint8)

@@ -75,6 +75,16 @@ class ScanResult:
         pred_label (bool | None): Predicted label (any chunk predicted anomalous), ``None`` when not thresholded.
         labels (np.ndarray | None): ``(N,)`` ground truth, ``None`` when unknown.
         num_chunks (int): Number of chunks.
+
+    Example:
+        >>> points = np.random.default_rng(0).random((4, 3))
+        >>> result = ScanResult(
+        ...     "test/tear/000.ply", points, scores=np.array([0.1, 0.2, 0.9, np.nan]),
+        ...     raw_scores=np.array([1.0, 2.0, 9.0, np.nan]), scan_score=0.9, raw_score=9.0, pred_label=True,
+        ...     labels=np.array([False, False, True, False]), num_chunks=1,
+        ... )
+        >>> result.scan_score, result.pred_label, int(np.isnan(result.scores).sum())
+        (0.9, True, 1)
     """
 
     def __init__(

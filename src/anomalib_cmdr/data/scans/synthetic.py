@@ -98,6 +98,14 @@ def synthesize_scan(
 
     Raises:
         ValueError: If ``defect`` is unknown or the sizes are below 16.
+
+    Example:
+        >>> points, labels = synthesize_scan(np.random.default_rng(0), points_per_profile=32, profiles=32)
+        >>> points.shape[1], points.dtype, bool(labels.any())
+        (3, dtype('float64'), False)
+        >>> _, labels = synthesize_scan(np.random.default_rng(0), "burr", points_per_profile=64, profiles=64)
+        >>> bool(labels.any())
+        True
     """
     if defect is not None and defect not in DEFECT_TYPES:
         msg = f"defect={defect!r}: choose one of {list(DEFECT_TYPES)} or None"

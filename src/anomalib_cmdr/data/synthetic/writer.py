@@ -193,6 +193,16 @@ def check_generated_with(folder: Path, settings: dict[str, Any]) -> None:
     Raises:
         ValueError: If the folder's recorded settings differ (the message lists the differences). Folders
             without a record (user data, older versions) are accepted.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / SETTINGS_FILE).write_text(json.dumps({"image_size": 128, "seed": 0}))
+        >>> check_generated_with(folder, {"image_size": 128, "seed": 0})
+        >>> check_generated_with(folder, {"image_size": 64, "seed": 0})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: ... was generated with other settings (image_size: folder 128, asked 64); use another root, ...
     """
     path = folder / SETTINGS_FILE
     if not path.is_file():

@@ -56,7 +56,15 @@ MIN_SAMPLES = 2
 
 
 class CalibrationMissingError(RuntimeError):
-    """The model uses ``calibration="zscore"`` but its normal statistics were never computed."""
+    """The model uses ``calibration="zscore"`` but its normal statistics were never computed.
+
+    Example:
+        >>> calibration = DiscrepancyCalibration(("d2r",), (4, 4))
+        >>> calibration.finalize(calibration.new_sums(), num_samples=0)
+        Traceback (most recent call last):
+            ...
+        anomalib_cmdr.models.cmdr.calibration.CalibrationMissingError: No normal sample with valid pixels was seen: ...
+    """
 
 
 class DiscrepancyCalibration(nn.Module):
@@ -71,6 +79,20 @@ class DiscrepancyCalibration(nn.Module):
         grid_size (tuple[int, int]): ``(h, w)`` of the maps.
         eps (float): Added to the standard deviation (the discrepancies are distances in ``[0, 2]``).
             Defaults to ``1e-3``.
+
+    Example:
+        >>> calibration = DiscrepancyCalibration(("d2m", "d3m"), (2, 2))
+        >>> sums = calibration.new_sums()
+        >>> valid = torch.ones(4, 2, 2, dtype=torch.bool)
+        >>> d2m = torch.tensor([0.1, 0.2, 0.3, 0.4]).view(4, 1, 1).expand(4, 2, 2)
+        >>> normal = {"d2m": d2m, "d3m": torch.rand(4, 2, 2)}
+        >>> calibration.accumulate(sums, normal, valid)
+        >>> calibration.finalize(sums, num_samples=4)
+        >>> calibration.num_samples
+        4
+        >>> calibrated = calibration({"d2m": torch.full((1, 2, 2), 0.25), "d3m": torch.zeros(1, 2, 2)})
+        >>> calibrated["d2m"].max().item(), calibrated["d3m"].max().item()  # at the mean, and below it
+        (0.0, 0.0)
     """
 
     def __init__(self, names: Iterable[str], grid_size: tuple[int, int], eps: float = 1e-3) -> None:

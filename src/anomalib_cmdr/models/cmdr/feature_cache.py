@@ -59,6 +59,15 @@ def sample_key(paths: Iterable[str | None]) -> str | None:
 
     Returns:
         str | None: The key, or ``None`` when a file is unknown or missing (such a sample is not cached).
+
+    Example:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "000.png").write_bytes(b"png!")
+        >>> key = sample_key([str(folder / "000.png")])
+        >>> key.startswith(f"{folder / '000.png'}:4:")
+        True
+        >>> print(sample_key([str(folder / "000.png"), None]), sample_key([str(folder / "missing.tiff")]))
+        None None
     """
     parts = []
     for path in paths:
@@ -81,6 +90,15 @@ def fingerprint(config: dict[str, Any], modules: Iterable[nn.Module | None]) -> 
 
     Returns:
         str: A hex digest.
+
+    Example:
+        >>> from torch import nn
+        >>> backbone = nn.Linear(4, 2)
+        >>> digest = fingerprint({"rgb_backbone": "resnet18", "image_size": 128}, [backbone, None])
+        >>> len(digest), digest == fingerprint({"image_size": 128, "rgb_backbone": "resnet18"}, [backbone])
+        (64, True)
+        >>> digest == fingerprint({"rgb_backbone": "resnet18", "image_size": 256}, [backbone])
+        False
     """
     digest = hashlib.sha256(repr(sorted(config.items())).encode())
     for module in modules:
@@ -103,6 +121,15 @@ class FeatureCache:
     Attributes:
         hits (int): Look-ups served from the cache.
         misses (int): Look-ups that were not.
+
+    Example:
+        >>> from anomalib_cmdr.models.cmdr.features import SampleFeatures
+        >>> cache = FeatureCache("fingerprint", memory_limit=0, directory=tempfile.mkdtemp())  # on disk only
+        >>> cache.put("a.png|a.tiff", SampleFeatures(torch.ones(4, 2, 2), None, None, (8, 8)))
+        >>> len(cache), cache.get("a.png|a.tiff").rgb.shape, cache.get("b.png|b.tiff")
+        (0, torch.Size([4, 2, 2]), None)
+        >>> cache.hits, cache.misses
+        (1, 1)
     """
 
     def __init__(self, fingerprint: str, memory_limit: int = 0, directory: str | Path | None = None) -> None:
@@ -187,6 +214,14 @@ class FeatureCacheMixin:
     with the attributes ``feature_cache`` (a :data:`FeatureCacheMode`) and ``feature_cache_memory_gb``.
     ``"auto"`` caches when it is exact: the datamodule applies no training augmentation (the model's own
     resize is deterministic). Entries on disk go to ``<default_root_dir>/feature_cache``.
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", image_size=32, pretrained=False,
+        ...              feature_cache="memory", feature_cache_memory_gb=1.0)
+        >>> isinstance(model, FeatureCacheMixin), model.feature_cache
+        (True, 'memory')
+        >>> engine.fit(model, datamodule=datamodule)  # epochs after the first read the cache  # doctest: +SKIP
     """
 
     model: Any

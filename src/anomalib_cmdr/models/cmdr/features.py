@@ -40,6 +40,15 @@ class CMDRFeatures:
         valid (torch.Tensor): ``(B, N)`` pixels whose 3D feature is not all zero (all ``True`` without xyz).
         rgb_present (torch.Tensor | None): ``(B,)`` samples that have an RGB image (a sample of an ``rgb+xyz``
             model may lack it, see :mod:`~anomalib_cmdr.models.cmdr.missing_modality`); ``None``: all have one.
+
+    Example:
+        >>> xyz = torch.rand(2, 4, 5)
+        >>> xyz[1] = 0  # the second sample has no valid point
+        >>> features = CMDRFeatures(rgb=torch.rand(2, 4, 8), xyz=xyz, valid=(xyz != 0).any(-1))
+        >>> features.has_rgb, features.has_xyz
+        (tensor([True, True]), tensor([ True, False]))
+        >>> features.select(torch.tensor([False, True])).xyz.shape
+        torch.Size([1, 4, 5])
     """
 
     rgb: torch.Tensor | None
@@ -92,6 +101,15 @@ class SampleFeatures:
         size (tuple[int, int]): ``(H, W)`` of the organized cloud (the model's input size).
         rgb_present (bool): Whether the sample has an RGB image (``rgb`` is then the features of a blank
             image, never used). Defaults to ``True``.
+
+    Example:
+        >>> from anomalib_cmdr.models.cmdr.geometry import PointFeatures
+        >>> sample = SampleFeatures(rgb=torch.zeros(8, 4, 4), points=PointFeatures(torch.zeros(3, 5)),
+        ...                         pixels=torch.tensor([0, 5, 9]), size=(4, 4))
+        >>> sample.nbytes
+        596
+        >>> SampleFeatures.from_state(sample.state()).size
+        (4, 4)
     """
 
     rgb: torch.Tensor | None
@@ -166,6 +184,10 @@ def rgb_tokens(maps: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
 
     Returns:
         torch.Tensor: ``(B, h * w, C2)`` tokens.
+
+    Example:
+        >>> rgb_tokens(torch.rand(2, 64, 7, 7), grid_size=(14, 14)).shape
+        torch.Size([2, 196, 64])
     """
     maps = functional.interpolate(maps.float(), size=grid_size, mode="bilinear", align_corners=False)
     return maps.flatten(2).transpose(1, 2)
@@ -180,6 +202,13 @@ def xyz_tokens(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.T
 
     Returns:
         torch.Tensor: ``(B, h * w, C3)`` tokens.
+
+    Example:
+        >>> feature_map = torch.zeros(1, 5, 8, 8)
+        >>> feature_map[0, :, 2, 3] = 1.0  # one pixel holds a point: the pooling spreads it over nearby tokens
+        >>> tokens = xyz_tokens(feature_map, grid_size=(4, 4))
+        >>> tokens.shape, int((tokens != 0).any(-1).sum())
+        (torch.Size([1, 16, 5]), 6)
     """
     return pool_point_features(feature_map, grid_size).flatten(2).transpose(1, 2)
 
@@ -199,6 +228,15 @@ def token_features(
 
     Returns:
         CMDRFeatures: The batch's features.
+
+    Example:
+        >>> f3d = torch.rand(2, 16, 5)
+        >>> f3d[0, :3] = 0  # three pixels without a 3D feature
+        >>> features = token_features(torch.rand(2, 16, 8), f3d)
+        >>> features.valid.sum(dim=1)
+        tensor([13, 16])
+        >>> token_features(torch.rand(2, 16, 8), None).valid.all()
+        tensor(True)
     """
     if f3d is not None:
         valid = (f3d != 0).any(dim=-1)
@@ -220,6 +258,13 @@ def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int])
 
     Returns:
         CMDRFeatures: The batch's token features and valid mask.
+
+    Example:
+        >>> from anomalib_cmdr.models.cmdr.geometry import PointFeatures
+        >>> sample = SampleFeatures(rgb=torch.rand(8, 2, 2), points=None, pixels=None, size=(8, 8))
+        >>> batch = assemble_features([sample, sample, sample], grid_size=(4, 4))
+        >>> batch.rgb.shape, batch.xyz, bool(batch.valid.all())
+        (torch.Size([3, 16, 8]), None, True)
     """
     f2d = f3d = None
     if samples[0].rgb is not None:

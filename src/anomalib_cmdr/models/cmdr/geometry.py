@@ -41,6 +41,13 @@ class ValidPoints:
     Attributes:
         index (torch.Tensor): ``(N,)`` flat (row-major) pixel indices of the valid points.
         points (torch.Tensor): ``(N, 3)`` their coordinates.
+
+    Example:
+        >>> xyz = torch.zeros(1, 3, 2, 2)
+        >>> xyz[0, :, 1, 0] = torch.tensor([0.1, 0.2, 0.5])
+        >>> cloud = gather_valid_points(xyz)[0]
+        >>> cloud.index, cloud.points
+        (tensor([2]), tensor([[0.1000, 0.2000, 0.5000]]))
     """
 
     index: torch.Tensor
@@ -56,6 +63,11 @@ class PointGroups:
         group_index (torch.Tensor): ``(G, K)`` indices of each centre's K nearest points, nearest first.
         interp_index (torch.Tensor): ``(N, 3)`` indices (into the centres) of each point's 3 nearest centres.
         interp_weight (torch.Tensor): ``(N, 3)`` normalised inverse squared distance weights of those centres.
+
+    Example:
+        >>> groups = group_points(torch.rand(50, 3), num_group=4, group_size=8)
+        >>> groups.centre_index.shape, groups.group_index.shape, groups.interp_index.shape, groups.interp_weight.shape
+        (torch.Size([4]), torch.Size([4, 8]), torch.Size([50, 3]), torch.Size([50, 3]))
     """
 
     centre_index: torch.Tensor
@@ -128,6 +140,13 @@ def valid_point_mask(xyz: torch.Tensor) -> torch.Tensor:
 
     Returns:
         torch.Tensor: Boolean mask ``(B, H, W)``.
+
+    Example:
+        >>> xyz = torch.ones(1, 3, 2, 2)
+        >>> xyz[0, :, 0, 1] = 0  # a hole
+        >>> valid_point_mask(xyz)
+        tensor([[[ True, False],
+                 [ True,  True]]])
     """
     return (xyz != 0).all(dim=1)
 
@@ -140,6 +159,12 @@ def gather_valid_points(xyz: torch.Tensor) -> list[ValidPoints]:
 
     Returns:
         list[ValidPoints]: One :class:`ValidPoints` per sample (``N`` differs between samples).
+
+    Example:
+        >>> xyz = torch.rand(2, 3, 4, 4) + 0.1
+        >>> xyz[1, :, :2] = 0  # the second cloud's top half is missing
+        >>> [(cloud.index.shape[0], cloud.points.shape) for cloud in gather_valid_points(xyz)]
+        [(16, torch.Size([16, 3])), (8, torch.Size([8, 3]))]
     """
     mask = valid_point_mask(xyz).flatten(1)
     flat = xyz.flatten(2).transpose(1, 2)  # (B, H*W, 3)
@@ -162,6 +187,11 @@ def square_distance(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     Returns:
         torch.Tensor: ``(N, M)`` squared distances.
+
+    Example:
+        >>> square_distance(torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), torch.tensor([[1.0, 0.0, 0.0]]))
+        tensor([[1.],
+                [2.]])
     """
     dist = -2 * source @ target.T
     dist += (source**2).sum(-1)[:, None]
@@ -184,6 +214,13 @@ def farthest_point_sample(points: torch.Tensor, num_samples: int, start: int = 0
 
     Returns:
         torch.Tensor: ``(G,)`` long indices into ``points``.
+
+    Example:
+        >>> points = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+        >>> farthest_point_sample(points, 3)
+        tensor([0, 2, 3])
+        >>> farthest_point_sample(points[:1], 3)  # fewer points than centres: the start repeats
+        tensor([0, 0, 0])
     """
     num_points = points.shape[0]
     index = torch.zeros(num_samples, dtype=torch.long, device=points.device)
@@ -209,6 +246,13 @@ def knn_index(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tens
 
     Returns:
         torch.Tensor: ``(Q, k)`` long indices into ``points``.
+
+    Example:
+        >>> points = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
+        >>> knn_index(points, torch.tensor([[0.9, 0.0, 0.0]]), k=2)
+        tensor([[1, 0]])
+        >>> knn_index(points[:1], torch.tensor([[0.9, 0.0, 0.0]]), k=3)  # too few points: the nearest repeats
+        tensor([[0, 0, 0]])
     """
     k_avail = min(k, points.shape[0])
     chunks = []
@@ -262,6 +306,12 @@ def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[
     Returns:
         tuple[torch.Tensor, torch.Tensor]: ``(index, weight)``, both ``(N, 3)`` (with fewer than 3 centres, the
         nearest repeats).
+
+    Example:
+        >>> centres = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+        >>> index, weight = interpolation_weights(torch.tensor([[0.25, 0.0, 0.0]]), centres)
+        >>> index, int(weight.argmax()), round(float(weight.sum()), 4)  # the nearest centre weighs most
+        (tensor([[0, 1, 2]]), 0, 1.0)
     """
     k = min(3, centres.shape[0])
     indices, weights = [], []
@@ -290,6 +340,12 @@ def group_points(points: torch.Tensor, num_group: int, group_size: int) -> Point
 
     Raises:
         ValueError: If the cloud is empty.
+
+    Example:
+        >>> points = torch.rand(200, 3)
+        >>> groups = group_points(points, num_group=16, group_size=32)
+        >>> groups.group_index.shape, bool((groups.group_index[:, 0] == groups.centre_index).all())  # nearest: itself
+        (torch.Size([16, 32]), True)
     """
     if points.shape[0] == 0:
         msg = "Cannot group an empty point cloud (no valid points: every pixel is (0, 0, 0))."
@@ -311,6 +367,13 @@ def stack_groups(clouds: list[torch.Tensor], groups: list[PointGroups]) -> tuple
     Returns:
         tuple[torch.Tensor, torch.Tensor]: ``(B, G, K, 3)`` groups (relative to their centre) and ``(B, G, 3)``
         centres.
+
+    Example:
+        >>> clouds = [torch.rand(100, 3), torch.rand(80, 3)]
+        >>> groups = [group_points(cloud, num_group=8, group_size=16) for cloud in clouds]
+        >>> neighbourhoods, centres = stack_groups(clouds, groups)
+        >>> neighbourhoods.shape, centres.shape
+        (torch.Size([2, 8, 16, 3]), torch.Size([2, 8, 3]))
     """
     centres = torch.stack([p[g.centre_index] for p, g in zip(clouds, groups, strict=True)])
     neighbourhoods = torch.stack([p[g.group_index] for p, g in zip(clouds, groups, strict=True)])
@@ -334,6 +397,15 @@ def pixel_interpolation(
 
     Returns:
         tuple[torch.Tensor, torch.Tensor]: ``(B, H * W, 3)`` long indices and float weights.
+
+    Example:
+        >>> xyz = torch.rand(2, 3, 4, 4) + 0.1
+        >>> xyz[1] = 0  # an empty cloud
+        >>> clouds = gather_valid_points(xyz)
+        >>> groups = [group_points(clouds[0].points, num_group=4, group_size=4), None]
+        >>> index, weight = pixel_interpolation(groups, [c.index for c in clouds], num_pixels=16)
+        >>> index.shape, (weight.sum(dim=2) > 0).sum(dim=1)  # pixels with a point, per sample
+        (torch.Size([2, 16, 3]), tensor([16,  0]))
     """
     device = pixels[0].device
     index = torch.zeros(len(groups), num_pixels, 3, dtype=torch.long, device=device)
@@ -355,6 +427,12 @@ def scatter_to_grid(features: list[torch.Tensor], pixels: list[torch.Tensor], he
 
     Returns:
         torch.Tensor: ``(B, C, height, width)`` feature map, zero where there is no point.
+
+    Example:
+        >>> features = [torch.tensor([[1.0, 2.0], [3.0, 4.0]])]
+        >>> scatter_to_grid(features, [torch.tensor([0, 3])], height=2, width=2)[0, 0]
+        tensor([[1., 0.],
+                [0., 3.]])
     """
     channels = features[0].shape[1]
     out = features[0].new_zeros(len(features), channels, height * width)
@@ -372,5 +450,12 @@ def pool_point_features(feature_map: torch.Tensor, grid_size: tuple[int, int]) -
 
     Returns:
         torch.Tensor: ``(B, C, h, w)`` features; pixels far from every point stay exactly zero.
+
+    Example:
+        >>> feature_map = torch.zeros(1, 2, 8, 8)
+        >>> feature_map[0, :, 4, 4] = 9.0
+        >>> pooled = pool_point_features(feature_map, grid_size=(4, 4))
+        >>> pooled.shape, float(pooled[0, 0, 0, 0]), float(pooled[0, 0, 2, 2]) > 0  # far from the point: zero
+        (torch.Size([1, 2, 4, 4]), 0.0, True)
     """
     return functional.adaptive_avg_pool2d(functional.avg_pool2d(feature_map, 3, stride=1), grid_size)

@@ -37,6 +37,10 @@ class Head:
             their checkpoint files.
         source (str): Modality the head reads (``"rgb"`` or ``"xyz"``).
         target (str): Modality whose features it predicts.
+
+    Example:
+        >>> [(head.name, head.attribute, head.source, head.target) for head in HEADS][:2]
+        [('d2m', 'map3Dto2D', 'xyz', 'rgb'), ('d3m', 'map2Dto3D', 'rgb', 'xyz')]
     """
 
     name: str
@@ -80,6 +84,11 @@ class MappingMLP(nn.Module):
         in_features (int): Source modality's feature size.
         out_features (int): Target modality's feature size.
         dropout (float): Dropout inside the projection. Defaults to ``0.1``.
+
+    Example:
+        >>> mapping = MappingMLP(in_features=1152, out_features=768)
+        >>> mapping(torch.rand(2, 16, 1152)).shape
+        torch.Size([2, 16, 768])
     """
 
     def __init__(self, in_features: int, out_features: int, dropout: float = 0.1) -> None:
@@ -104,6 +113,11 @@ class WindowAttention(nn.Module):
         window_size (int): Tokens per window (the sequence is zero-padded to a multiple of it).
             Defaults to ``128``.
         dropout (float): Dropout on the attention weights and on the output projection. Defaults to ``0.1``.
+
+    Example:
+        >>> attention = WindowAttention(dim=32, num_heads=4, window_size=8)
+        >>> attention(torch.rand(2, 20, 32)).shape  # 20 tokens: padded to 24 inside, cropped back
+        torch.Size([2, 20, 32])
     """
 
     def __init__(self, dim: int, num_heads: int = 8, window_size: int = 128, dropout: float = 0.1) -> None:
@@ -141,6 +155,11 @@ class WindowTransformerBlock(nn.Module):
         window_size (int): Tokens per attention window. Defaults to ``128``.
         mlp_ratio (float): MLP hidden width over ``dim``. Defaults to ``2.0``.
         dropout (float): Dropout in attention and MLP. Defaults to ``0.1``.
+
+    Example:
+        >>> block = WindowTransformerBlock(dim=32, num_heads=4, window_size=8)
+        >>> block(torch.rand(2, 20, 32)).shape
+        torch.Size([2, 20, 32])
     """
 
     def __init__(
@@ -187,6 +206,11 @@ class Decoder2D(nn.Module):
         num_heads (int): Attention heads. Defaults to ``8``.
         window_size (int): Attention window in tokens. Defaults to ``128``.
         dropout (float): Dropout. Defaults to ``0.1``.
+
+    Example:
+        >>> decoder = Decoder2D(dim=64, grid_size=(8, 8), num_heads=4, window_size=16)
+        >>> decoder(torch.rand(2, 64, 64)).shape
+        torch.Size([2, 64, 64])
     """
 
     def __init__(
@@ -251,6 +275,12 @@ class Decoder3D(nn.Module):
         num_tokens (int): ``N = h * w``. Defaults to ``224 * 224``.
         variant (D3DVariant): ``"auto"``, ``"paper"`` or ``"pooled"``. Defaults to ``"auto"``.
         dropout (float): Dropout in the projection. Defaults to ``0.1``.
+
+    Example:
+        >>> Decoder3D(dim=48, num_tokens=64).variant, Decoder3D(dim=48, num_tokens=100).variant
+        ('paper', 'pooled')
+        >>> Decoder3D(dim=48, num_tokens=100)(torch.rand(2, 100, 48)).shape
+        torch.Size([2, 100, 48])
     """
 
     def __init__(self, dim: int, num_tokens: int = 224 * 224, variant: D3DVariant = "auto", dropout: float = 0.1):

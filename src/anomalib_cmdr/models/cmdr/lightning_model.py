@@ -305,8 +305,8 @@ class CMDR(
         without any of them, so the last epoch validates whatever the setting.
         """
         self._samples_without_points = 0
-        trainer = self.trainer
-        every, last = trainer.check_val_every_n_epoch, trainer.max_epochs
+        trainer = getattr(self, "_trainer", None)
+        every, last = (trainer.check_val_every_n_epoch, trainer.max_epochs) if trainer is not None else (None, None)
         if every and last and last > 0 and self.current_epoch == last - 1 and last % every:
             logger.info(
                 "Validating after the last epoch (%d), although check_val_every_n_epoch=%d: a finished training "
@@ -338,9 +338,9 @@ class CMDR(
         """
         del args, kwargs
         rgb, xyz = self.model.inputs(batch)
-        routed = self.model.route(
-            self.model.extract_features(rgb, xyz), tuple((rgb if rgb is not None else xyz).shape[-2:])
-        )
+        size = tuple((rgb if rgb is not None else xyz).shape[-2:])
+        validating = getattr(self, "_trainer", None) is not None and self.trainer.validating
+        routed = self.model.route(self.model.extract_features(rgb, xyz), size, all_branches=validating)
         branches = self.record_branch_scores(routed, getattr(batch, "gt_label", None))
         update: dict[str, Any] = {"pred_score": routed.pred_score, "anomaly_map": routed.anomaly_map}
         if branches is not None:

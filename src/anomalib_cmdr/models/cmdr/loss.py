@@ -26,6 +26,14 @@ def masked_cosine_loss(prediction: torch.Tensor, target: torch.Tensor, valid: to
 
     Returns:
         torch.Tensor: Scalar loss; ``0`` (with no gradient path through invalid tokens) when no token is valid.
+
+    Example:
+        >>> prediction = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+        >>> target = torch.tensor([[[2.0, 0.0], [1.0, 0.0]]])
+        >>> masked_cosine_loss(prediction, target, valid=torch.tensor([[True, False]]))
+        tensor(0.)
+        >>> masked_cosine_loss(prediction, target, valid=torch.tensor([[True, True]]))
+        tensor(0.5000)
     """
     cosine = (functional.normalize(prediction, dim=-1, eps=1e-6) * functional.normalize(target, dim=-1, eps=1e-6)).sum(
         -1

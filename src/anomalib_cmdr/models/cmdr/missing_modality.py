@@ -84,6 +84,10 @@ def branch_names(branch: torch.Tensor) -> list[str]:
     Returns:
         list[str]: ``"branch: rgb+xyz"``, ``"branch: rgb (no valid 3D point)"`` or ``"branch: xyz (no RGB
         image)"`` per sample.
+
+    Example:
+        >>> branch_names(torch.tensor([0, 1, 2]))
+        ['branch: rgb+xyz', 'branch: rgb (no valid 3D point)', 'branch: xyz (no RGB image)']
     """
     reasons = ("", " (no valid 3D point)", " (no RGB image)")
     return [f"branch: {BRANCHES[i]}{reasons[i]}" for i in branch.tolist()]
@@ -93,6 +97,17 @@ class BranchScoreAlignment(nn.Module):
     """Affine map of each branch's image score onto the fused score's scale (see the module docstring).
 
     Until it is fitted (fewer than :data:`MIN_NORMAL_SAMPLES` normal samples seen), scores pass unchanged.
+
+    Example:
+        >>> alignment = BranchScoreAlignment()
+        >>> alignment(torch.tensor([[2.0], [20.0], [5.0]]))[:, 0]  # not fitted yet: unchanged
+        tensor([ 2., 20.,  5.])
+        >>> sums = alignment.new_sums()
+        >>> alignment.accumulate(sums, torch.tensor([[1.0, 3.0], [10.0, 30.0], [5.0, 5.5]]))
+        >>> alignment.finalize(sums), alignment.fitted
+        (True, True)
+        >>> alignment(torch.tensor([[3.0], [30.0], [5.5]]))[:, 0]  # every branch onto the fused scale
+        tensor([3., 3., 3.])
     """
 
     def __init__(self) -> None:
@@ -174,9 +189,15 @@ class RoutedPrediction:
         anomaly_map (torch.Tensor): ``(B, 1, H, W)`` normalised map.
         pred_score (torch.Tensor): ``(B,)`` score on the fused scale.
         branch (torch.Tensor): ``(B,)`` index into :data:`BRANCHES`.
-        branch_scores (torch.Tensor | None): ``(3, B)`` raw score of every branch (``rgb+xyz`` models only),
-            what the score statistics are computed from.
+        branch_scores (torch.Tensor | None): ``(3, B)`` raw score of every branch (``rgb+xyz`` models, when all
+            branches were computed), what the score statistics are computed from.
         complete (torch.Tensor | None): ``(B,)`` samples with both modalities (``rgb+xyz`` models only).
+
+    Example:
+        >>> routed = RoutedPrediction(anomaly_map=torch.zeros(2, 1, 8, 8), pred_score=torch.tensor([0.2, 0.9]),
+        ...                           branch=branch_index(torch.tensor([True, True]), torch.tensor([True, False])))
+        >>> branch_names(routed.branch), routed.branch_scores
+        (['branch: rgb+xyz', 'branch: rgb (no valid 3D point)'], None)
     """
 
     anomaly_map: torch.Tensor
@@ -193,6 +214,15 @@ class BranchAlignmentMixin:
     :meth:`record_branch_scores`; at the end of the validation epoch the sums are reduced over processes (DDP)
     and the statistics set (not during Lightning's sanity check, whose heads are untrained). Samples scored
     by a branch before any statistics exist get a warning, once.
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1], xyz_backbone="fpfh", pretrained=False)
+        >>> isinstance(model, BranchAlignmentMixin), model.model.branch_alignment.fitted
+        (True, False)
+        >>> engine.fit(model, datamodule=datamodule)  # each validation sets the statistics  # doctest: +SKIP
+        >>> model.model.branch_alignment.fitted  # doctest: +SKIP
+        True
     """
 
     model: Any
@@ -216,11 +246,11 @@ class BranchAlignmentMixin:
             single-modality model.
         """
         alignment = self.model.branch_alignment
-        if alignment is None or routed.branch_scores is None:
+        if alignment is None:
             return None
-        training = getattr(self, "_trainer", None) is not None and self.trainer.validating
+        validating = getattr(self, "_trainer", None) is not None and self.trainer.validating
         sums = getattr(self, "_branch_sums", None)
-        if training and sums is not None and gt_label is not None:
+        if validating and sums is not None and gt_label is not None and routed.branch_scores is not None:
             alignment.accumulate(sums, routed.branch_scores, routed.complete & (gt_label == 0))
         names = branch_names(routed.branch)
         if (

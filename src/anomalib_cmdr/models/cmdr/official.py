@@ -44,6 +44,10 @@ def official_head_path(folder: str | Path, category: str, head: str, epochs: int
 
     Returns:
         Path: The path (not checked).
+
+    Example:
+        >>> official_head_path("checkpoints/CMDR_IAD_checkpoints", "bagel", "Dec2D").as_posix()
+        'checkpoints/CMDR_IAD_checkpoints/bagel/Dec2D_bagel_independent_50ep_1bs.pth'
     """
     return Path(folder) / category / f"{head}_{category}_independent_{epochs}ep_{batch_size}bs.pth"
 
@@ -68,6 +72,15 @@ def load_official_heads(
     Raises:
         FileNotFoundError: If a head file is missing (the message lists the expected paths).
         ValueError: If a file does not match the model's head (missing/unexpected keys, shapes).
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR()  # DINO ViT-B/8 + Point-MAE, 224x224: the authors' configuration  # doctest: +SKIP
+        >>> load_official_heads(model, "checkpoints/CMDR_IAD_checkpoints", "bagel")  # doctest: +SKIP
+        >>> load_official_heads(model, "checkpoints/CMDR_IAD_checkpoints", "tire", epochs=100)  # doctest: +SKIP
+        Traceback (most recent call last):
+            ...
+        FileNotFoundError: Missing official head file(s): checkpoints/CMDR_IAD_checkpoints/tire/map2Dto3D_tire_...
     """
     torch_model = model.model if hasattr(model, "model") and isinstance(model.model, CMDRModel) else model
     if not isinstance(torch_model, CMDRModel):

@@ -46,6 +46,15 @@ class RGBXYZPreProcessor(PreProcessor):
             and mask zero-padded), as the paper does for MVTec 3D-AD. Defaults to ``True``.
         mean (Sequence[float]): RGB normalisation mean. Defaults to ImageNet's.
         std (Sequence[float]): RGB normalisation standard deviation. Defaults to ImageNet's.
+
+    Example:
+        >>> from anomalib.data import DepthBatch
+        >>> pre = RGBXYZPreProcessor(image_size=(32, 48), square_pad=False)
+        >>> batch = DepthBatch(image=torch.rand(1, 3, 64, 96), depth_map=torch.rand(1, 3, 64, 96) + 0.1,
+        ...                    gt_mask=torch.zeros(1, 64, 96, dtype=torch.bool))
+        >>> pre.prepare(batch)
+        >>> batch.image.shape, batch.depth_map.shape, batch.gt_mask.shape
+        (torch.Size([1, 3, 32, 48]), torch.Size([1, 3, 32, 48]), torch.Size([1, 32, 48]))
     """
 
     def __init__(

@@ -36,6 +36,19 @@ class PredictionTable(Callback):
 
     Args:
         filename (str): File name under the trainer's ``default_root_dir``. Defaults to ``"predictions.csv"``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> table = PredictionTable()
+        >>> table.on_predict_start(trainer=None, pl_module=None)
+        >>> outputs = SimpleNamespace(pred_score=torch.tensor([0.2, 0.9]), pred_label=torch.tensor([False, True]),
+        ...                           image_path=["a.png", "b.png"], depth_path=["a.tiff", "b.tiff"],
+        ...                           explanation=["branch: rgb+xyz", "branch: rgb (no valid 3D point)"])
+        >>> table.on_predict_batch_end(None, None, outputs, batch=None, batch_idx=0)
+        >>> print(table.write(Path(tempfile.mkdtemp()) / "predictions.csv").read_text(), end="")
+        image_path,depth_path,pred_score,pred_label,branch
+        a.png,a.tiff,0.200000,0,rgb+xyz
+        b.png,b.tiff,0.900000,1,rgb
     """
 
     def __init__(self, filename: str = "predictions.csv") -> None:

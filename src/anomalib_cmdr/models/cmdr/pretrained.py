@@ -32,6 +32,15 @@ class PretrainedBackbonesMixin:
 
     The class using it calls :meth:`request_backbone_weights` in ``__init__`` and has a ``model`` attribute
     with :meth:`~.torch_model.CMDRModel.load_pretrained_backbones`.
+
+    Example:
+        >>> from anomalib_cmdr import CMDR
+        >>> model = CMDR(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", image_size=32)
+        >>> isinstance(model, PretrainedBackbonesMixin), model.backbone_weights_loaded  # nothing downloaded yet
+        (True, False)
+        >>> model.ensure_backbone_weights()  # timm's resnet18 weights, from the hub or its cache  # doctest: +SKIP
+        >>> model.backbone_weights_loaded  # doctest: +SKIP
+        True
     """
 
     _weights_request: dict[str, Any] | None = None

@@ -104,6 +104,13 @@ def random_states() -> dict[str, Any]:
 
     Returns:
         dict[str, Any]: The states (``torch_cuda`` is an empty list without CUDA).
+
+    Example:
+        >>> states = random_states()
+        >>> first = torch.rand(2)
+        >>> set_random_states(states)
+        >>> torch.equal(torch.rand(2), first)
+        True
     """
     name, keys, position, has_gauss, cached = np.random.get_state()
     return {  # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
@@ -119,6 +126,13 @@ def set_random_states(states: dict[str, Any]) -> None:
 
     Args:
         states (dict[str, Any]): The states.
+
+    Example:
+        >>> states = random_states()
+        >>> first = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+        >>> set_random_states(states)
+        >>> (random.random(), float(np.random.rand()), float(torch.rand(1))) == first
+        True
     """
     random.setstate(states["python"])
     name, keys, position, has_gauss, cached = states["numpy"]
@@ -133,7 +147,17 @@ def set_random_states(states: dict[str, Any]) -> None:
 
 
 class RandomStateMixin:
-    """Save the random states in checkpoints; restore them when a fit resumes (mixed into the Lightning module)."""
+    """Save the random states in checkpoints; restore them when a fit resumes (mixed into the Lightning module).
+
+    Example:
+        >>> from lightning.pytorch import LightningModule
+        >>> class Model(RandomStateMixin, LightningModule):
+        ...     pass
+        >>> checkpoint = {}
+        >>> Model().on_save_checkpoint(checkpoint)
+        >>> sorted(checkpoint[KEY])
+        ['numpy', 'python', 'torch', 'torch_cuda']
+    """
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add the random states."""

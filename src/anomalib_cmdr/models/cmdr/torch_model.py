@@ -58,6 +58,16 @@ def backbone_rng(offset: int) -> Iterator[None]:
 
     Yields:
         None: Nothing.
+
+    Example:
+        >>> with backbone_rng(0):
+        ...     first = torch.rand(2)
+        >>> with backbone_rng(0):
+        ...     torch.equal(torch.rand(2), first)  # the same stream whatever the global seed
+        True
+        >>> with backbone_rng(1):
+        ...     torch.equal(torch.rand(2), first)  # another backbone, another stream
+        False
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(BACKBONE_SEED + offset)
@@ -72,6 +82,13 @@ def full_precision(tensor: torch.Tensor) -> torch.autocast:
 
     Returns:
         torch.autocast: The context manager.
+
+    Example:
+        >>> x = torch.rand(2, 4)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     with full_precision(x):
+        ...         (x @ x.T).dtype
+        torch.float32
     """
     return torch.autocast(tensor.device.type, enabled=False)
 
@@ -104,6 +121,15 @@ class CMDRModel(nn.Module):
         calibration (Calibration): ``"none"`` (the paper) or ``"zscore"``: each discrepancy map is z-scored
             per grid position against normal statistics before the fusion (see
             :class:`~.calibration.DiscrepancyCalibration`; needs :meth:`calibrate`). Defaults to ``"none"``.
+
+    Example:
+        >>> model = CMDRModel(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", grid_size=16,
+        ...                   pretrained=False)
+        >>> sorted(model.heads()), model.xyz_backbone
+        (['d2r'], None)
+        >>> out = model.eval()(torch.rand(2, 3, 32, 32), None)
+        >>> out.anomaly_map.shape, out.pred_score.shape
+        (torch.Size([2, 1, 32, 32]), torch.Size([2]))
     """
 
     def __init__(
@@ -445,6 +471,7 @@ class CMDRModel(nn.Module):
         self,
         features: CMDRFeatures,
         image_size: tuple[int, int] | None = None,
+        all_branches: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused anomaly maps and image scores.
 
@@ -452,37 +479,49 @@ class CMDRModel(nn.Module):
             features (CMDRFeatures): The batch's features.
             image_size (tuple[int, int] | None): Size of the returned maps; ``None``: the head grid.
                 Defaults to ``None``.
+            all_branches (bool): See :meth:`route`. Defaults to ``False``.
 
         Returns:
             tuple[torch.Tensor, torch.Tensor]: Maps ``(B, 1, H, W)`` and scores ``(B,)``.
         """
-        routed = self.route(features, image_size)
+        routed = self.route(features, image_size, all_branches)
         return routed.anomaly_map, routed.pred_score
 
-    def route(self, features: CMDRFeatures, image_size: tuple[int, int] | None = None) -> RoutedPrediction:
+    def route(
+        self,
+        features: CMDRFeatures,
+        image_size: tuple[int, int] | None = None,
+        all_branches: bool = False,
+    ) -> RoutedPrediction:
         """Anomaly maps and scores, each sample from its branch (see :mod:`~.missing_modality`).
 
-        A single-modality model has one branch. An ``rgb+xyz`` model computes the three branch maps of every
-        sample (the extra smoothing is cheap next to the heads, and keeps the computation free of
-        data-dependent control flow, so it exports) and keeps each sample's own.
+        A single-modality model has one branch. An ``rgb+xyz`` model fuses a batch whose samples all have both
+        modalities the paper's way only; otherwise, or with ``all_branches``, it computes the three branch maps of
+        every sample and keeps each sample's own.
 
         Args:
             features (CMDRFeatures): The batch's features.
             image_size (tuple[int, int] | None): Size of the returned maps; ``None``: the head grid.
                 Defaults to ``None``.
+            all_branches (bool): Always compute the three branches, with no data-dependent branching: for the
+                exported graph (traced once, for any input) and for the branches' score statistics (the raw
+                scores of every branch). Defaults to ``False``.
 
         Returns:
-            RoutedPrediction: Maps, scores on the fused scale, branches and (``rgb+xyz``) raw branch scores.
+            RoutedPrediction: Maps, scores on the fused scale, branches and (with all branches) the raw branch
+            scores.
         """
         distances, valid = self.discrepancies(features)
         with full_precision(valid):  # per-image sums overflow in fp16
             distances = {name: distance.float() for name, distance in distances.items()}
             if self.calibration is not None:
                 distances = self.calibration(distances)
-            if self.branch_alignment is None:
+            complete = features.has_rgb & features.has_xyz
+            # one host read per batch: complete batches (the usual case) skip the single-modality branches
+            if self.branch_alignment is None or (not all_branches and bool(complete.all())):
                 anomaly_map, score = self.anomaly_map_generator(distances, valid, image_size)
                 branch = torch.full_like(score, BRANCHES.index(self.modality), dtype=torch.long)
-                return RoutedPrediction(anomaly_map, score, branch)
+                return RoutedPrediction(anomaly_map, score, branch, complete=complete)
             fusion = self.anomaly_map_generator
             everywhere = torch.ones_like(valid)
             outputs = [
@@ -501,7 +540,7 @@ class CMDRModel(nn.Module):
                 anomaly_map = torch.nn.functional.interpolate(
                     anomaly_map, size=image_size, mode="bilinear", align_corners=False
                 )
-            return RoutedPrediction(anomaly_map, score, branch, raw_scores, features.has_rgb & features.has_xyz)
+            return RoutedPrediction(anomaly_map, score, branch, raw_scores, complete)
 
     @torch.no_grad()
     def calibrate(

@@ -68,7 +68,7 @@ def test_missing_rgb_uses_the_3d_reconstruction_branch(model, tiny_kwargs):
 
 def test_branch_scores_are_aligned_to_the_fused_scale(model):
     rgb, xyz = make_clouds(6, seed=3)
-    routed = model.route(model.extract_features(rgb, xyz))
+    routed = model.route(model.extract_features(rgb, xyz), all_branches=True)
     sums = model.branch_alignment.new_sums()
     model.branch_alignment.accumulate(sums, routed.branch_scores)
     assert model.branch_alignment.finalize(sums)
@@ -99,3 +99,12 @@ def test_training_samples_without_rgb_train_the_3d_head_only(model):
     losses = model.train().losses(features)
     assert losses["loss_d3r"] > 0
     assert losses["loss_d2r"] == 0 and losses["loss_d2m"] == 0 and losses["loss_d3m"] == 0
+
+
+def test_a_complete_batch_skips_the_single_modality_branches_with_the_same_result(model):
+    rgb, xyz = make_clouds(2)
+    features = model.extract_features(rgb, xyz)
+    quick, every = model.route(features, (32, 32)), model.route(features, (32, 32), all_branches=True)
+    assert quick.branch_scores is None and every.branch_scores is not None
+    assert torch.equal(quick.anomaly_map, every.anomaly_map) and torch.equal(quick.pred_score, every.pred_score)
+    assert quick.branch.tolist() == every.branch.tolist() == [0, 0]

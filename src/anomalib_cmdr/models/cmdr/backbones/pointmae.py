@@ -52,6 +52,11 @@ def download_pointmae_weights() -> Path:
 
     Raises:
         WeightsUnavailableError: If the file is not cached and cannot be downloaded.
+
+    Example:
+        >>> path = download_pointmae_weights()  # doctest: +SKIP
+        >>> path.name, sorted(load_pointmae_state_dict(path))[:2]  # doctest: +SKIP
+        ('pointmae_pretrain.pth', ['blocks.blocks.0.attn.proj.bias', 'blocks.blocks.0.attn.proj.weight'])
     """
     from urllib.request import urlretrieve
 
@@ -85,6 +90,13 @@ def load_pointmae_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
     Raises:
         ValueError: If the file is not in the release format.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "pretrain.pth"
+        >>> torch.save({"base_model": {"module.MAE_encoder.cls_pos": torch.zeros(1, 1, 384)}}, path)
+        >>> list(load_pointmae_state_dict(path))
+        ['cls_pos']
     """
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or "base_model" not in checkpoint:
@@ -110,6 +122,16 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
 
     Yields:
         None: Nothing; the layers are restored on exit.
+
+    Example:
+        >>> norm = nn.BatchNorm1d(2).eval()
+        >>> with batch_statistics(norm):
+        ...     out = norm(torch.tensor([[0.0, 10.0], [2.0, 30.0]]))
+        >>> out
+        tensor([[-1.0000, -1.0000],
+                [ 1.0000,  1.0000]], grad_fn=<NativeBatchNormBackward0>)
+        >>> norm.running_mean, norm.training
+        (tensor([0., 0.]), False)
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.training, m.momentum, m.num_batches_tracked.clone()) for m in norms]
@@ -157,6 +179,13 @@ class PointMAEExtractor(nn.Module):
 
     Raises:
         WeightsUnavailableError: If pretrained weights cannot be had.
+
+    Example:
+        >>> extractor = PointMAEExtractor(num_group=16, group_size=16, embed_dim=96, depth=4, num_heads=4,
+        ...                               layers=(1, 2, 3), pretrained=False)
+        >>> features = extractor([torch.rand(100, 3), torch.rand(60, 3)])
+        >>> extractor.out_dim, [f.shape for f in features]
+        (288, [torch.Size([100, 288]), torch.Size([60, 288])])
     """
 
     def __init__(

@@ -54,6 +54,12 @@ class XYZBackboneVariant:
         weights (str | None): Where pretrained weights come from, in words; ``None`` when the variant has no
             pretrained weights (``pretrained=True`` then needs ``xyz_weights``).
         weight_free (bool): The extractor has no learned weights at all (``pretrained`` does not apply).
+
+    Example:
+        >>> variant = XYZBackboneVariant("tiny", "anomalib_cmdr.models.cmdr.backbones.pointmae:PointMAEExtractor",
+        ...                              defaults={"embed_dim": 96, "depth": 4, "num_heads": 4, "layers": (1, 2, 3)})
+        >>> variant.resolve().__name__, "num_group" in variant.argument_names()
+        ('PointMAEExtractor', True)
     """
 
     name: str
@@ -101,6 +107,10 @@ def list_xyz_backbones() -> list[str]:
 
     Returns:
         list[str]: The names, sorted.
+
+    Example:
+        >>> list_xyz_backbones()
+        ['fpfh', 'pointmae', 'pointmae_tiny']
     """
     return sorted(_XYZ_BACKBONES)
 
@@ -116,6 +126,15 @@ def get_xyz_backbone_variant(name: str) -> XYZBackboneVariant:
 
     Raises:
         ValueError: If ``name`` is not registered (the message lists the registered names).
+
+    Example:
+        >>> variant = get_xyz_backbone_variant("fpfh")
+        >>> variant.weight_free, variant.weights
+        (True, None)
+        >>> get_xyz_backbone_variant("pointnet")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: xyz_backbone='pointnet' is not a registered 3D feature extractor; choose one of ['fpfh', ...].
     """
     if name not in _XYZ_BACKBONES:
         msg = f"xyz_backbone={name!r} is not a registered 3D feature extractor; choose one of {list_xyz_backbones()}."
@@ -147,6 +166,13 @@ def create_xyz_backbone(
             that has none (and no ``weights`` file is given).
         FileNotFoundError: If ``weights`` is not a file.
         WeightsUnavailableError: If pretrained weights cannot be downloaded.
+
+    Example:
+        >>> import torch
+        >>> extractor = create_xyz_backbone("pointmae_tiny", pretrained=False, num_group=16, group_size=16)
+        >>> extractor.out_dim, extractor([torch.rand(100, 3)])[0].shape
+        (288, torch.Size([100, 288]))
+        >>> create_xyz_backbone("pointmae", weights="/tmp/pointmae_pretrain.pth")  # offline  # doctest: +SKIP
     """
     variant = get_xyz_backbone_variant(name)
     unknown = sorted(set(kwargs) - variant.argument_names())

@@ -58,6 +58,12 @@ class RGBBackbone(nn.Module):
     Raises:
         WeightsUnavailableError: If pretrained weights cannot be downloaded and no file was given.
         FileNotFoundError: If ``weights`` is not a file.
+
+    Example:
+        >>> backbone = RGBBackbone("resnet18", layers=[1, 2], pretrained=False)
+        >>> backbone(torch.rand(2, 3, 64, 64)).shape, backbone.out_dim
+        (torch.Size([2, 192, 16, 16]), 192)
+        >>> dino = RGBBackbone("vit_base_patch8_224.dino")  # the paper's, downloaded once  # doctest: +SKIP
     """
 
     def __init__(

@@ -15,7 +15,13 @@ from pathlib import Path
 
 
 class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights were requested but could not be obtained (no network, no local file)."""
+    """Pretrained weights were requested but could not be obtained (no network, no local file).
+
+    Example:
+        >>> error = unavailable("Point-MAE encoder", "xyz_weights", OSError("network unreachable"))
+        >>> isinstance(error, WeightsUnavailableError), isinstance(error, RuntimeError)
+        (True, True)
+    """
 
 
 def check_weight_file(path: str | Path | None, argument: str) -> Path | None:
@@ -30,6 +36,14 @@ def check_weight_file(path: str | Path | None, argument: str) -> Path | None:
 
     Raises:
         FileNotFoundError: If ``path`` is given but is not a file.
+
+    Example:
+        >>> print(check_weight_file(None, "rgb_weights"))
+        None
+        >>> check_weight_file("/tmp/no-such-weights.pth", "rgb_weights")
+        Traceback (most recent call last):
+            ...
+        FileNotFoundError: rgb_weights='/tmp/no-such-weights.pth': no such file.
     """
     if path is None:
         return None
@@ -50,6 +64,11 @@ def unavailable(what: str, argument: str, error: BaseException) -> WeightsUnavai
 
     Returns:
         WeightsUnavailableError: A :class:`WeightsUnavailableError` that says how to proceed.
+
+    Example:
+        >>> error = unavailable("timm model 'resnet18'", "rgb_weights", OSError("network unreachable"))
+        >>> print(error)  # doctest: +ELLIPSIS
+        Pretrained weights for the timm model 'resnet18' could not be obtained (OSError: network unreachable)...
     """
     msg = (
         f"Pretrained weights for the {what} could not be obtained ({type(error).__name__}: {error}). "
