@@ -15,6 +15,15 @@ def test_version_comes_from_pyproject() -> None:
     assert version is not None and anomalib_cmdr.__version__ == version.group(1)
 
 
+def test_changelog_has_unreleased_and_the_package_version_as_newest_release() -> None:
+    """Keep a Changelog: an [Unreleased] section first, then the released versions, newest (the package's) first."""
+    headings = re.findall(
+        r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", (REPO_ROOT / "CHANGELOG.md").read_text(), re.M
+    )
+    assert headings[0] == ("Unreleased", "")
+    assert headings[1][0] == anomalib_cmdr.__version__ and headings[1][1], headings[:3]
+
+
 def test_every_python_file_has_the_licence_header() -> None:
     files = [*REPO_ROOT.joinpath("src").rglob("*.py"), *REPO_ROOT.joinpath("tests").rglob("*.py")]
     missing = [str(path) for path in files if "SPDX-License-Identifier: Apache-2.0" not in path.read_text()[:200]]
