@@ -95,7 +95,12 @@ def run_one(config: BenchmarkConfig, label: str, category: str, seed: int, which
                 continue
             dataset = CorruptedDataset(datamodule.test_data, corruption, level, seed, nan_image)
             loader = DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate_fn)
-            metrics = engine.test(model, dataloaders=loader, verbose=False)[0]
+            try:
+                metrics = engine.test(model, dataloaders=loader, verbose=False)[0]
+            except Exception as error:  # a model that fails on degraded input is a result too
+                results[name][str(level)] = {"error": f"{type(error).__name__}: {error}"}
+                print(f"  {label:14s} {category:9s} seed {seed} {name:15s} {level:<5g} FAILED: {error}", flush=True)
+                continue
             values = {metric: float(metrics[metric]) for metric in METRICS}
             results[name][str(level)] = values
             if level == 0:
@@ -116,10 +121,9 @@ def summarize(rows: list[dict]) -> dict[tuple[str, str, str, str], tuple[float, 
         for name, levels in row["results"].items():
             for level, metrics in levels.items():
                 for metric, value in metrics.items():
-                    values.setdefault((row["model"], name, level, metric), []).append(value)
-    return {
-        key: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for key, v in values.items()
-    }
+                    if metric != "error":
+                        values.setdefault((row["model"], name, level, metric), []).append(value)
+    return {key: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for key, v in values.items()}
 
 
 def report(rows: list[dict], plots: Path | None) -> str:
@@ -151,6 +155,17 @@ def report(rows: list[dict], plots: Path | None) -> str:
                         cells.append("")
                 lines.append(f"| {model} | " + " | ".join(cells) + " |")
             lines.append("")
+    failures = sorted(
+        {
+            f"- {row['model']} failed under `{name}` at level {level}: `{metrics['error'][:160]}`"
+            for row in rows
+            for name, levels in row["results"].items()
+            for level, metrics in levels.items()
+            if "error" in metrics
+        }
+    )
+    if failures:
+        lines += ["**Failures** (the test run raised instead of scoring):", "", *failures, ""]
     if plots is not None:
         _plot(summary, models, plots)
     return "\n".join(lines)
@@ -168,7 +183,9 @@ def _plot(summary: dict, models: list[str], folder: Path) -> None:
         for axis, (name, corruption) in zip(axes.flat, CORRUPTIONS.items(), strict=True):
             for model in models:
                 points = sorted(
-                    (float(key[2]), value) for key, value in summary.items() if key[:2] == (model, name) and key[3] == metric
+                    (float(key[2]), value)
+                    for key, value in summary.items()
+                    if key[:2] == (model, name) and key[3] == metric
                 )
                 if not points:
                     continue
@@ -177,7 +194,10 @@ def _plot(summary: dict, models: list[str], folder: Path) -> None:
                 std = [p[1][1] for p in points]
                 line = axis.plot(x, mean, marker="o", label=f"{model} ({points[0][1][2]} runs)")[0]
                 axis.fill_between(
-                    x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.15,
+                    x,
+                    [m - s for m, s in zip(mean, std, strict=True)],
+                    [m + s for m, s in zip(mean, std, strict=True)],
+                    alpha=0.15,
                     color=line.get_color(),
                 )
             axis.set_title(name)
