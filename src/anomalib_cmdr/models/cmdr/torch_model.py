@@ -516,9 +516,9 @@ class CMDRModel(nn.Module):
             distances = {name: distance.float() for name, distance in distances.items()}
             if self.calibration is not None:
                 distances = self.calibration(distances)
-            complete = features.has_rgb & features.has_xyz
+            complete = None if self.branch_alignment is None else features.has_rgb & features.has_xyz
             # one host read per batch: complete batches (the usual case) skip the single-modality branches
-            if self.branch_alignment is None or (not all_branches and bool(complete.all())):
+            if complete is None or (not all_branches and bool(complete.all())):
                 anomaly_map, score = self.anomaly_map_generator(distances, valid, image_size)
                 branch = torch.full_like(score, BRANCHES.index(self.modality), dtype=torch.long)
                 return RoutedPrediction(anomaly_map, score, branch, complete=complete)
