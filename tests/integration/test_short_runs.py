@@ -40,3 +40,4 @@ def test_last_epoch_validates_whatever_check_val_every_n_epoch(tmp_path):
     assert not torch.isnan(model.post_processor._image_threshold), "no threshold learned"
     assert model.model.branch_alignment.fitted
     assert list((tmp_path / "out").rglob("*.ckpt")), "no checkpoint written"
+    assert engine.trainer.check_val_every_n_epoch == 10  # the user's setting is given back after the fit

@@ -314,8 +314,17 @@ class CMDR(
                 last,
                 every,
             )
+            self._check_val_every_n_epoch = every  # the user's setting, given back when the fit ends
             trainer.check_val_every_n_epoch = 1
         super().on_train_epoch_start()
+
+    def on_fit_end(self) -> None:
+        """Give the trainer back the user's ``check_val_every_n_epoch`` (a later fit on it sees their setting)."""
+        every = getattr(self, "_check_val_every_n_epoch", None)
+        if every is not None:
+            self.trainer.check_val_every_n_epoch = every
+            self._check_val_every_n_epoch = None
+        super().on_fit_end()
 
     def on_train_epoch_end(self) -> None:
         """Say how many training samples had no valid 3D point (they trained the RGB reconstruction head only)."""

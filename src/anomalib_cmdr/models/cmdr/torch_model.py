@@ -364,7 +364,8 @@ class CMDRModel(nn.Module):
             elif self.use_xyz:
                 present = torch.isfinite(rgb).flatten(1).all(dim=1)
                 rgb_present = present.tolist()
-                rgb = torch.where(present.view(-1, 1, 1, 1), rgb, torch.zeros_like(rgb))
+                if not all(rgb_present):  # a blank image for the backbone; its features are never used
+                    rgb = torch.where(present.view(-1, 1, 1, 1), rgb, torch.zeros_like(rgb))
             maps = list(self.rgb_backbone(rgb).float().unbind(0))  # type: ignore[misc]
         if self.use_xyz:
             if xyz is None:  # an rgb+xyz model given RGB images only
