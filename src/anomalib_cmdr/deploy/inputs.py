@@ -40,7 +40,7 @@ from anomalib_cmdr.models.cmdr.backbones.registry import create_xyz_backbone
 from anomalib_cmdr.models.cmdr.geometry import (
     PointGroups,
     gather_valid_points,
-    group_points,
+    group_point_batch,
     pixel_interpolation,
     scatter_to_grid,
     stack_groups,
@@ -220,12 +220,14 @@ class GraphInputBuilder:
             features = self.xyz_extractor([cloud.points for cloud in clouds])  # type: ignore[misc]
             return {FEATURE_INPUT: scatter_to_grid(features, pixels, height, width)}
         num_group, group_size = int(self.spec.num_group), int(self.spec.group_size)  # type: ignore[arg-type]
-        groups: list[PointGroups | None] = [
-            group_points(cloud.points, num_group, group_size) if cloud.points.shape[0] else None for cloud in clouds
-        ]
+        filled = [i for i, cloud in enumerate(clouds) if cloud.points.shape[0]]
+        groups: list[PointGroups | None] = [None] * batch
+        if filled:
+            grouped = group_point_batch([clouds[i].points for i in filled], num_group, group_size)
+            for i, group in zip(filled, grouped, strict=True):
+                groups[i] = group
         neighbourhoods = xyz.new_zeros(batch, num_group, group_size, 3)
         centres = xyz.new_zeros(batch, num_group, 3)
-        filled = [i for i, group in enumerate(groups) if group is not None]
         if filled:
             stacked = stack_groups([clouds[i].points for i in filled], [groups[i] for i in filled])  # type: ignore[misc]
             neighbourhoods[filled], centres[filled] = stacked

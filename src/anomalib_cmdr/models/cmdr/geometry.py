@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional
 
-# Rows of the interpolation distance matrix computed at once, and the element budget of one kNN block.
-_CHUNK = 4096
+# Element budget of one block of distances (kNN and interpolation): 64 MB of float32.
 _MAX_ELEMENTS = 1 << 24
 
 
@@ -199,18 +198,85 @@ def square_distance(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return dist
 
 
-def farthest_point_sample(points: torch.Tensor, num_samples: int, start: int = 0) -> torch.Tensor:
-    """Deterministic farthest point sampling.
+def pad_clouds(clouds: list[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
+    """Stack clouds of different sizes into one zero-padded tensor (the batched geometry's input).
 
-    Unlike the original Point-MAE/CMDR-IAD code, which starts from a random point, sampling starts
-    from ``start`` (the first valid point by default), so the same cloud always gives the same map.
-    When the cloud has fewer points than ``num_samples``, the remaining samples repeat index
-    ``start`` (all distances are then zero), which leaves max-pooled group features unchanged.
+    Args:
+        clouds (list[torch.Tensor]): One ``(N_i, 3)`` cloud per sample.
+
+    Returns:
+        tuple[torch.Tensor, list[int]]: ``(B, max N_i, 3)`` points and the ``N_i``.
+
+    Example:
+        >>> points, lengths = pad_clouds([torch.ones(3, 3), torch.ones(1, 3)])
+        >>> points.shape, lengths, points[1, 1:].abs().sum().item()
+        (torch.Size([2, 3, 3]), [3, 1], 0.0)
+    """
+    lengths = [int(cloud.shape[0]) for cloud in clouds]
+    return torch.nn.utils.rnn.pad_sequence(clouds, batch_first=True), lengths
+
+
+def _padding_mask(lengths: list[int], size: int, device: torch.device) -> torch.Tensor:
+    """``(B, size)`` boolean mask of the padded (not real) points."""
+    return torch.arange(size, device=device)[None, :] >= torch.tensor(lengths, device=device)[:, None]
+
+
+def _coordinate_distances(queries: torch.Tensor, points_t: torch.Tensor) -> torch.Tensor:
+    """``(B, Q, N)`` squared distances, summed coordinate by coordinate (``dx^2 + dy^2 + dz^2``).
+
+    Bit-identical to ``((q[:, :, None] - p[:, None]) ** 2).sum(-1)`` without its ``(B, Q, N, 3)`` temporary.
+    """
+    dist = (queries[:, :, 0, None] - points_t[:, None, 0]) ** 2
+    dist += (queries[:, :, 1, None] - points_t[:, None, 1]) ** 2
+    dist += (queries[:, :, 2, None] - points_t[:, None, 2]) ** 2
+    return dist
+
+
+def farthest_point_sample_batch(points: torch.Tensor, lengths: list[int], num_samples: int) -> torch.Tensor:
+    """Deterministic farthest point sampling of every cloud of a padded batch at once.
+
+    Each cloud starts from its first point. Unlike the original Point-MAE/CMDR-IAD code, which starts from a
+    random point, the same cloud therefore always gives the same map. The loop over the ``G`` centres runs
+    once for the whole batch, with no host-device synchronisation. A cloud with fewer points than
+    ``num_samples`` repeats its first point for the remaining samples (every distance is then zero), which
+    leaves max-pooled group features unchanged. Each cloud gets exactly the centres it gets alone.
+
+    Args:
+        points (torch.Tensor): ``(B, N, 3)`` clouds, zero-padded (:func:`pad_clouds`).
+        lengths (list[int]): Points of each cloud, each ``>= 1``.
+        num_samples (int): Number of centres ``G``.
+
+    Returns:
+        torch.Tensor: ``(B, G)`` long indices into each cloud.
+
+    Example:
+        >>> cloud = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+        >>> points, lengths = pad_clouds([cloud, cloud[:1]])
+        >>> farthest_point_sample_batch(points, lengths, 3)  # the 1-point cloud repeats its point
+        tensor([[0, 2, 3],
+                [0, 0, 0]])
+    """
+    batch, size, _ = points.shape
+    points_t = points.transpose(1, 2).contiguous()  # (B, 3, N): one contiguous row per coordinate
+    rows = torch.arange(batch, device=points.device)
+    index = torch.zeros(batch, num_samples, dtype=torch.long, device=points.device)
+    distance = torch.full((batch, size), 1e10, dtype=points.dtype, device=points.device)
+    distance.masked_fill_(_padding_mask(lengths, size, points.device), -1.0)  # padding is never the farthest
+    farthest = torch.zeros(batch, dtype=torch.long, device=points.device)
+    for i in range(num_samples):
+        index[:, i] = farthest
+        centroid = points[rows, farthest]  # (B, 3)
+        distance = torch.minimum(distance, _coordinate_distances(centroid[:, None], points_t)[:, 0])
+        farthest = torch.argmax(distance, dim=1)
+    return index
+
+
+def farthest_point_sample(points: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Deterministic farthest point sampling of one cloud (see :func:`farthest_point_sample_batch`).
 
     Args:
         points (torch.Tensor): ``(N, 3)`` points, ``N >= 1``.
         num_samples (int): Number of centres ``G``.
-        start (int): Index of the first centre. Defaults to ``0``.
 
     Returns:
         torch.Tensor: ``(G,)`` long indices into ``points``.
@@ -219,25 +285,86 @@ def farthest_point_sample(points: torch.Tensor, num_samples: int, start: int = 0
         >>> points = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
         >>> farthest_point_sample(points, 3)
         tensor([0, 2, 3])
-        >>> farthest_point_sample(points[:1], 3)  # fewer points than centres: the start repeats
+        >>> farthest_point_sample(points[:1], 3)  # fewer points than centres: the first point repeats
         tensor([0, 0, 0])
     """
-    num_points = points.shape[0]
-    index = torch.zeros(num_samples, dtype=torch.long, device=points.device)
-    distance = torch.full((num_points,), 1e10, dtype=points.dtype, device=points.device)
-    farthest = torch.tensor(start, dtype=torch.long, device=points.device)
-    for i in range(num_samples):
-        index[i] = farthest
-        distance = torch.minimum(distance, ((points - points[farthest]) ** 2).sum(-1))
-        farthest = torch.argmax(distance)
+    return farthest_point_sample_batch(points[None], [points.shape[0]], num_samples)[0]
+
+
+def _nearest_by_index(dist: torch.Tensor, k: int) -> torch.Tensor:
+    """Columns of the ``k`` smallest values of each row, ascending, equal values in the order of their column.
+
+    ``topk`` alone orders equal values as its algorithm happens to, which depends on the row's length (so on
+    the padding of a batch). Rows whose ``k + 1`` smallest values are all distinct have one answer, which
+    ``topk`` finds; the rows with a tie among them are ranked by the key ``(value, column)`` instead.
+
+    Args:
+        dist (torch.Tensor): ``(R, N)`` non-negative float32 distances (``inf`` allowed), ``k <= N``.
+        k (int): Columns per row.
+
+    Returns:
+        torch.Tensor: ``(R, k)`` long column indices.
+    """
+    if dist.shape[1] <= k:
+        return dist.sort(dim=1, stable=True).indices
+    values, index = dist.topk(k + 1, dim=1, largest=False, sorted=True)
+    tied = (values[:, 1:] == values[:, :-1]).any(dim=1)
+    index = index[:, :k]
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        column = torch.arange(dist.shape[1], device=dist.device)
+        key = (dist[rows].view(torch.int32).long() << 32) | column  # non-negative floats order like their bits
+        index[rows] = key.topk(k, dim=1, largest=False, sorted=True).values & 0xFFFFFFFF
+    return index
+
+
+def knn_index_batch(points: torch.Tensor, lengths: list[int], queries: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` nearest points of each query, nearest first, for a padded batch of clouds.
+
+    Equally distant points (frequent on the regular grids of depth sensors) are taken in the order of their
+    index, so a cloud gets the same groups alone, in any batch and on any device. The distances are computed
+    in blocks of queries, so that memory stays bounded (about 64 MB of distances at once) whatever the cloud and batch
+    size. With fewer than ``k`` points, the missing
+    neighbours repeat the nearest one, so that groups keep a fixed size (max-pooling encoders are
+    insensitive to such repeats).
+
+    Args:
+        points (torch.Tensor): ``(B, N, 3)`` zero-padded clouds (:func:`pad_clouds`).
+        lengths (list[int]): Points of each cloud, each ``>= 1``.
+        queries (torch.Tensor): ``(B, Q, 3)``.
+        k (int): Neighbours per query.
+
+    Returns:
+        torch.Tensor: ``(B, Q, k)`` long indices into each cloud.
+
+    Example:
+        >>> cloud = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
+        >>> points, lengths = pad_clouds([cloud, cloud[:1]])
+        >>> knn_index_batch(points, lengths, torch.tensor([[[0.9, 0.0, 0.0]], [[0.9, 0.0, 0.0]]]), k=2)
+        tensor([[[1, 0]],
+        <BLANKLINE>
+                [[0, 0]]])
+    """
+    batch, size, _ = points.shape
+    k_avail = min(k, size)
+    points_t = points.transpose(1, 2).contiguous()
+    padding = _padding_mask(lengths, size, points.device)[:, None, :]
+    chunks = []
+    rows = max(1, _MAX_ELEMENTS // (batch * size))
+    for start in range(0, queries.shape[1], rows):
+        dist = _coordinate_distances(queries[:, start : start + rows], points_t).masked_fill_(padding, torch.inf)
+        chunks.append(_nearest_by_index(dist.flatten(0, 1), k_avail).view(batch, -1, k_avail))
+    index = torch.cat(chunks, dim=1)
+    if k_avail < k:
+        index = torch.cat([index, index[..., :1].expand(-1, -1, k - k_avail)], dim=2)
+    if min(lengths) < k:  # padding taken as a neighbour: the nearest point instead
+        short = torch.tensor(lengths, device=points.device)[:, None, None]
+        index = torch.where(index < short, index, index[..., :1])
     return index
 
 
 def knn_index(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` nearest points of each query, nearest first.
-
-    With fewer than ``k`` points, the missing neighbours repeat the nearest one, so that groups
-    keep a fixed size (max-pooling encoders are insensitive to such repeats).
+    """Indices of the ``k`` nearest points of each query in one cloud (see :func:`knn_index_batch`).
 
     Args:
         points (torch.Tensor): ``(N, 3)``.
@@ -254,17 +381,7 @@ def knn_index(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tens
         >>> knn_index(points[:1], torch.tensor([[0.9, 0.0, 0.0]]), k=3)  # too few points: the nearest repeats
         tensor([[0, 0, 0]])
     """
-    k_avail = min(k, points.shape[0])
-    chunks = []
-    rows = max(1, _MAX_ELEMENTS // (3 * points.shape[0]))
-    for start in range(0, queries.shape[0], rows):
-        block = queries[start : start + rows]
-        dist = ((block[:, None, :] - points[None, :, :]) ** 2).sum(-1)
-        chunks.append(torch.topk(dist, k_avail, dim=1, largest=False, sorted=True).indices)
-    index = torch.cat(chunks)
-    if k_avail < k:
-        index = torch.cat([index, index[:, :1].expand(-1, k - k_avail)], dim=1)
-    return index
+    return knn_index_batch(points[None], [points.shape[0]], queries[None], k)[0]
 
 
 def _nearest_sorted(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,18 +411,61 @@ def _nearest_sorted(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Ten
     return values[:, :k], index[:, :k]
 
 
-def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Three nearest centres of every point and their inverse squared distance weights.
+def interpolation_weights_batch(
+    points: torch.Tensor,
+    centres: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three nearest centres of every point of a batch and their inverse squared distance weights.
 
-    Weights are ``1 / (d^2 + 1e-8)``, normalised to sum to one (Point-MAE's feature propagation).
+    Weights are ``1 / (d^2 + 1e-8)``, normalised to sum to one (Point-MAE's feature propagation), with the
+    distances of :func:`square_distance`. Points are taken in blocks so that memory stays bounded (about
+    64 MB of distances at once); padded points get weights too, which the caller drops.
+
+    Args:
+        points (torch.Tensor): ``(B, N, 3)``.
+        centres (torch.Tensor): ``(B, G, 3)``.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: ``(index, weight)``, both ``(B, N, 3)`` (with fewer than 3 centres,
+        the nearest repeats with weight zero).
+
+    Example:
+        >>> centres = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]])
+        >>> index, weight = interpolation_weights_batch(torch.tensor([[[0.25, 0.0, 0.0]]]), centres)
+        >>> index, weight.argmax().item(), round(weight.sum().item(), 4)  # the nearest centre weighs most
+        (tensor([[[0, 1, 2]]]), 0, 1.0)
+    """
+    batch, size, _ = points.shape
+    num_centres = centres.shape[1]
+    k = min(3, num_centres)
+    centre_norms = (centres**2).sum(-1)[:, None, :]
+    rows = max(1, _MAX_ELEMENTS // (batch * num_centres))
+    indices, weights = [], []
+    for start in range(0, size, rows):
+        block = points[:, start : start + rows]
+        dist = -2 * block @ centres.transpose(1, 2)  # square_distance, batched: the same float32 rounding
+        dist += (block**2).sum(-1)[:, :, None]
+        dist += centre_norms
+        values, index = _nearest_sorted(dist.flatten(0, 1), k)
+        recip = 1.0 / (values + 1e-8)
+        indices.append(index.view(batch, -1, k))
+        weights.append((recip / recip.sum(dim=1, keepdim=True)).view(batch, -1, k))
+    index, weight = torch.cat(indices, dim=1), torch.cat(weights, dim=1)
+    if k < 3:
+        index = torch.cat([index, index[..., :1].expand(-1, -1, 3 - k)], dim=2)
+        weight = torch.cat([weight, torch.zeros_like(weight[..., :1]).expand(-1, -1, 3 - k)], dim=2)
+    return index, weight
+
+
+def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three nearest centres of every point of one cloud (see :func:`interpolation_weights_batch`).
 
     Args:
         points (torch.Tensor): ``(N, 3)``.
         centres (torch.Tensor): ``(G, 3)``.
 
     Returns:
-        tuple[torch.Tensor, torch.Tensor]: ``(index, weight)``, both ``(N, 3)`` (with fewer than 3 centres, the
-        nearest repeats).
+        tuple[torch.Tensor, torch.Tensor]: ``(index, weight)``, both ``(N, 3)``.
 
     Example:
         >>> centres = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
@@ -313,22 +473,48 @@ def interpolation_weights(points: torch.Tensor, centres: torch.Tensor) -> tuple[
         >>> index, int(weight.argmax()), round(float(weight.sum()), 4)  # the nearest centre weighs most
         (tensor([[0, 1, 2]]), 0, 1.0)
     """
-    k = min(3, centres.shape[0])
-    indices, weights = [], []
-    for start in range(0, points.shape[0], _CHUNK):
-        dist, index = _nearest_sorted(square_distance(points[start : start + _CHUNK], centres), k)
-        recip = 1.0 / (dist + 1e-8)
-        indices.append(index)
-        weights.append(recip / recip.sum(dim=1, keepdim=True))
-    index, weight = torch.cat(indices), torch.cat(weights)
-    if k < 3:
-        index = torch.cat([index, index[:, :1].expand(-1, 3 - k)], dim=1)
-        weight = torch.cat([weight, torch.zeros_like(weight[:, :1]).expand(-1, 3 - k)], dim=1)
-    return index, weight
+    index, weight = interpolation_weights_batch(points[None], centres[None])
+    return index[0], weight[0]
+
+
+def group_point_batch(clouds: list[torch.Tensor], num_group: int, group_size: int) -> list[PointGroups]:
+    """FPS centres, kNN groups and interpolation indices of a batch of clouds, computed together.
+
+    Every step runs once over the zero-padded batch (no per-sample loop), in bounded memory; each cloud's
+    groups are exactly those :func:`group_points` gives it alone.
+
+    Args:
+        clouds (list[torch.Tensor]): One ``(N_i, 3)`` cloud per sample, each ``N_i >= 1``.
+        num_group (int): Number of centres ``G`` (1024 in the paper).
+        group_size (int): Points per group ``K`` (128 in the paper).
+
+    Returns:
+        list[PointGroups]: One :class:`PointGroups` per cloud.
+
+    Raises:
+        ValueError: If a cloud is empty.
+
+    Example:
+        >>> clouds = [torch.rand(200, 3), torch.rand(50, 3)]
+        >>> [g.group_index.shape for g in group_point_batch(clouds, num_group=16, group_size=32)]
+        [torch.Size([16, 32]), torch.Size([16, 32])]
+    """
+    if not clouds or any(cloud.shape[0] == 0 for cloud in clouds):
+        msg = "Cannot group an empty point cloud (no valid points: every pixel is (0, 0, 0))."
+        raise ValueError(msg)
+    points, lengths = pad_clouds(clouds)
+    centre_index = farthest_point_sample_batch(points, lengths, num_group)
+    centres = torch.gather(points, 1, centre_index[..., None].expand(-1, -1, 3))
+    group_index = knn_index_batch(points, lengths, centres, group_size)
+    interp_index, interp_weight = interpolation_weights_batch(points, centres)
+    return [
+        PointGroups(centre_index[i], group_index[i], interp_index[i, :n], interp_weight[i, :n])
+        for i, n in enumerate(lengths)
+    ]
 
 
 def group_points(points: torch.Tensor, num_group: int, group_size: int) -> PointGroups:
-    """FPS centres, kNN groups and interpolation indices of one cloud.
+    """FPS centres, kNN groups and interpolation indices of one cloud (see :func:`group_point_batch`).
 
     Args:
         points (torch.Tensor): ``(N, 3)`` valid points, ``N >= 1``.
@@ -347,14 +533,7 @@ def group_points(points: torch.Tensor, num_group: int, group_size: int) -> Point
         >>> groups.group_index.shape, bool((groups.group_index[:, 0] == groups.centre_index).all())  # nearest: itself
         (torch.Size([16, 32]), True)
     """
-    if points.shape[0] == 0:
-        msg = "Cannot group an empty point cloud (no valid points: every pixel is (0, 0, 0))."
-        raise ValueError(msg)
-    centre_index = farthest_point_sample(points, num_group)
-    centres = points[centre_index]
-    group_index = knn_index(points, centres, group_size)
-    interp_index, interp_weight = interpolation_weights(points, centres)
-    return PointGroups(centre_index, group_index, interp_index, interp_weight)
+    return group_point_batch([points], num_group, group_size)[0]
 
 
 def stack_groups(clouds: list[torch.Tensor], groups: list[PointGroups]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -100,3 +100,54 @@ def test_nearest_centres_match_a_full_sort_bit_for_bit(levels) -> None:
     assert torch.equal(index, reference_index[:, :3]) and torch.equal(values, reference_values[:, :3])
     _, few_index = _nearest_sorted(dist[:, :2], 3)  # fewer columns than k
     assert torch.equal(few_index, dist[:, :2].sort(dim=1).indices)
+
+
+def _reference_groups(points: torch.Tensor, num_group: int, group_size: int):
+    """The straightforward per-cloud geometry (the authors' formulas, full sorts): what the batched path must equal."""
+    from anomalib_cmdr.models.cmdr.geometry import square_distance
+
+    distance = torch.full((points.shape[0],), 1e10)
+    farthest, centre_index = 0, []
+    for _ in range(num_group):
+        centre_index.append(farthest)
+        distance = torch.minimum(distance, ((points - points[farthest]) ** 2).sum(-1))
+        farthest = int(torch.argmax(distance))
+    centres = points[centre_index]
+    knn = ((centres[:, None] - points[None]) ** 2).sum(-1)
+    k = min(group_size, points.shape[0])
+    group_index = knn.sort(dim=1, stable=True).indices[:, :k]  # ties: the lower index first
+    group_index = torch.cat([group_index, group_index[:, :1].expand(-1, group_size - k)], dim=1)
+    dist, interp_index = square_distance(points, centres).sort(dim=1)
+    recip = 1.0 / (dist[:, :3] + 1e-8)
+    return torch.tensor(centre_index), group_index, interp_index[:, :3], recip / recip.sum(dim=1, keepdim=True)
+
+
+def test_batched_grouping_equals_each_cloud_alone_and_the_reference_bit_for_bit() -> None:
+    """FPS, kNN and interpolation over a padded batch give every cloud exactly its own groups (ties included)."""
+    from anomalib_cmdr.models.cmdr.geometry import group_point_batch
+
+    generator = torch.Generator().manual_seed(3)
+    v, u = torch.meshgrid(torch.linspace(-0.05, 0.05, 40), torch.linspace(-0.05, 0.05, 40), indexing="ij")
+    grid = torch.stack([u, v, 0.4 + 0.1 * u], dim=-1).reshape(-1, 3)  # a regular grid: many equal distances
+    clouds = [grid, torch.rand(700, 3, generator=generator) + 0.1, grid[:90], grid[:5]]
+    batched = group_point_batch(clouds, num_group=64, group_size=16)
+    for cloud, groups in zip(clouds, batched, strict=True):
+        alone = group_points(cloud, num_group=64, group_size=16)
+        reference = _reference_groups(cloud, num_group=64, group_size=16)
+        for got, single, expected in zip(
+            (groups.centre_index, groups.group_index, groups.interp_index, groups.interp_weight),
+            (alone.centre_index, alone.group_index, alone.interp_index, alone.interp_weight),
+            reference,
+            strict=True,
+        ):
+            assert torch.equal(got, single)
+            assert torch.equal(got, expected)
+
+
+def test_batched_knn_never_returns_padding() -> None:
+    from anomalib_cmdr.models.cmdr.geometry import knn_index_batch, pad_clouds
+
+    points, lengths = pad_clouds([torch.rand(50, 3), torch.rand(3, 3)])
+    index = knn_index_batch(points, lengths, points[:, :2], k=8)
+    assert index.shape == (2, 2, 8)
+    assert int(index[1].max()) < 3 and int(index[0].max()) < 50

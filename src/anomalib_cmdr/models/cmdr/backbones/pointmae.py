@@ -35,7 +35,7 @@ from anomalib.models.image.cfm.components import POINTMAE_DOWNLOAD_INFO, Encoder
 from anomalib.utils.path import get_pretrained_weights_dir
 from torch import nn
 
-from ..geometry import PointFeatures, PointGroups, group_points, stack_groups
+from ..geometry import PointFeatures, PointGroups, group_point_batch, stack_groups
 from .weights import check_weight_file, unavailable
 
 logger = logging.getLogger(__name__)
@@ -239,8 +239,8 @@ class PointMAEExtractor(nn.Module):
         return super().train(False)
 
     def group(self, clouds: list[torch.Tensor]) -> list[PointGroups]:
-        """The data-dependent stage: FPS, kNN groups and interpolation indices of each cloud."""
-        return [group_points(points, self.num_group, self.group_size) for points in clouds]
+        """The data-dependent stage: FPS, kNN groups and interpolation indices of each cloud (batched)."""
+        return group_point_batch(clouds, self.num_group, self.group_size)
 
     def group_tokens(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
         """The mini-PointNet's token of every group, BatchNorm as ``batchnorm`` says.
