@@ -23,8 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 from urllib.error import URLError
@@ -34,6 +33,7 @@ from anomalib.data.utils.download import check_hash
 from anomalib.models.image.cfm.components import POINTMAE_DOWNLOAD_INFO, Encoder, TransformerEncoder
 from anomalib.utils.path import get_pretrained_weights_dir
 from torch import nn
+from torch.nn import functional
 
 from ..geometry import PointFeatures, PointGroups, group_point_batch, stack_groups
 from .weights import check_weight_file, unavailable
@@ -111,47 +111,33 @@ def load_pointmae_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-@contextmanager
-def batch_statistics(module: nn.Module) -> Iterator[None]:
-    """Let the BatchNorm layers of ``module`` normalise with the statistics of the current batch.
+def _pointwise(conv: nn.Conv1d, feature: torch.Tensor) -> torch.Tensor:
+    """A kernel-1 ``Conv1d`` applied to channels-last ``(..., C_in)`` features as one matrix product.
 
-    Running statistics (and every other buffer) are left exactly as they were.
-
-    Args:
-        module (nn.Module): The module whose BatchNorm layers to switch.
-
-    Yields:
-        None: Nothing; the layers are restored on exit.
-
-    Example:
-        >>> norm = nn.BatchNorm1d(2).eval()
-        >>> with batch_statistics(norm):
-        ...     out = norm(torch.tensor([[0.0, 10.0], [2.0, 30.0]]))
-        >>> out
-        tensor([[-1.0000, -1.0000],
-                [ 1.0000,  1.0000]], grad_fn=<NativeBatchNormBackward0>)
-        >>> norm.running_mean, norm.training
-        (tensor([0., 0.]), False)
+    The same arithmetic as the convolution on ``(N, C_in, K)``, up to float32 rounding, at about twice the
+    speed on a CPU (oneDNN's kernel-1 convolution is slower than the GEMM).
     """
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.training, m.momentum, m.num_batches_tracked.clone()) for m in norms]
-    for norm in norms:
-        norm.training, norm.momentum = True, 0.0
-    try:
-        yield
-    finally:
-        for norm, (training, momentum, tracked) in zip(norms, saved, strict=True):
-            norm.training, norm.momentum = training, momentum
-            norm.num_batches_tracked.copy_(tracked)
+    return functional.linear(feature, conv.weight.squeeze(-1), conv.bias)
 
 
-def _sample_norm(feature: torch.Tensor, norm: nn.BatchNorm1d, batch: int) -> torch.Tensor:
-    """BatchNorm with the statistics of each sample's own groups (``feature`` is ``(B * G, C, K)``)."""
-    grouped = feature.reshape(batch, -1, feature.shape[1], feature.shape[2])
-    mean = grouped.mean(dim=(1, 3), keepdim=True)
-    var = ((grouped - mean) ** 2).mean(dim=(1, 3), keepdim=True)
-    normed = (grouped - mean) / torch.sqrt(var + norm.eps)
-    normed = normed * norm.weight[None, None, :, None] + norm.bias[None, None, :, None]
+def _group_norm_statistics(
+    feature: torch.Tensor,
+    norm: nn.BatchNorm1d,
+    batch: int,
+    per_sample: bool,
+) -> torch.Tensor:
+    """BatchNorm of channels-last ``(B * G, K, C)`` features.
+
+    ``per_sample``: with the statistics of each sample's own groups (biased variance, as BatchNorm in training
+    mode computes them); else with the layer's running statistics.
+    """
+    grouped = feature.reshape(batch, -1, feature.shape[-1])  # (B, G * K, C)
+    if per_sample:
+        mean = grouped.mean(dim=1, keepdim=True)
+        var = ((grouped - mean) ** 2).mean(dim=1, keepdim=True)
+    else:
+        mean, var = norm.running_mean, norm.running_var  # type: ignore[assignment]
+    normed = (grouped - mean) * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias
     return normed.reshape(feature.shape)
 
 
@@ -245,7 +231,10 @@ class PointMAEExtractor(nn.Module):
     def group_tokens(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
         """The mini-PointNet's token of every group, BatchNorm as ``batchnorm`` says.
 
-        With ``batchnorm="sample"`` each cloud is encoded alone (its own statistics), as the authors do.
+        With ``batchnorm="sample"`` each cloud is normalised with the statistics of its own groups, as the
+        authors do (they encode one cloud at a time). The point-wise convolutions run as matrix products on
+        channels-last features, for the whole batch at once and with no data-dependent control flow (the
+        exported graph runs this too); the result equals the authors' encoder up to float32 rounding.
 
         Args:
             neighbourhoods (torch.Tensor): ``(B, G, K, 3)`` centred groups.
@@ -253,34 +242,17 @@ class PointMAEExtractor(nn.Module):
         Returns:
             torch.Tensor: ``(B, G, embed_dim)`` tokens.
         """
-        if self.batchnorm == "sample":
-            with batch_statistics(self.encoder):
-                return torch.cat([self.encoder(group[None]) for group in neighbourhoods])
-        return self.encoder(neighbourhoods)
-
-    def group_tokens_dense(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
-        """:meth:`group_tokens` as one dense computation over the batch (traceable, for export).
-
-        The per-cloud BatchNorm statistics are computed with tensor reductions instead of a loop over the
-        clouds; the result equals :meth:`group_tokens` up to float32 rounding.
-
-        Args:
-            neighbourhoods (torch.Tensor): ``(B, G, K, 3)`` centred groups.
-
-        Returns:
-            torch.Tensor: ``(B, G, embed_dim)`` tokens.
-        """
-        if self.batchnorm != "sample":
-            return self.encoder(neighbourhoods)
         batch, num_group, size, _ = neighbourhoods.shape
+        per_sample = self.batchnorm == "sample"
         conv1, norm1, _, conv2 = self.encoder.first_conv
         conv3, norm2, _, conv4 = self.encoder.second_conv
-        feature = neighbourhoods.reshape(batch * num_group, size, 3).transpose(2, 1)
-        feature = conv2(torch.relu(_sample_norm(conv1(feature), norm1, batch)))
-        pooled = torch.max(feature, dim=2, keepdim=True)[0]
-        feature = torch.cat([pooled.expand(-1, -1, size), feature], dim=1)
-        feature = conv4(torch.relu(_sample_norm(conv3(feature), norm2, batch)))
-        return torch.max(feature, dim=2)[0].reshape(batch, num_group, self.encoder.encoder_channel)
+        feature = _pointwise(conv1, neighbourhoods.reshape(batch * num_group, size, 3))  # (B * G, K, C)
+        feature = _pointwise(conv2, torch.relu(_group_norm_statistics(feature, norm1, batch, per_sample)))
+        pooled = feature.amax(dim=1, keepdim=True)
+        feature = torch.cat([pooled.expand(-1, size, -1), feature], dim=2)
+        feature = _pointwise(conv3, feature)
+        feature = _pointwise(conv4, torch.relu(_group_norm_statistics(feature, norm2, batch, per_sample)))
+        return feature.amax(dim=1).reshape(batch, num_group, self.encoder.encoder_channel)
 
     def centre_features(self, tokens: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """The transformer's features of every centre: the chosen blocks' outputs, normed and concatenated.

@@ -141,3 +141,26 @@ def test_checkpoint_of_another_width_names_the_argument(tmp_path: Path) -> None:
     torch.save({"base_model": wide.state_dict()}, tmp_path / "wide.pth")
     with pytest.raises(ValueError, match=r"xyz_weights=.*wide\.pth.*does not fit this encoder \(xyz_model_kwargs\)"):
         _extractor(weights=tmp_path / "wide.pth")
+
+
+@pytest.mark.parametrize("batchnorm", ["sample", "running"])
+def test_group_tokens_equal_the_authors_encoder_cloud_by_cloud(batchnorm: str) -> None:
+    """The batched channels-last mini-PointNet equals anomalib's (the authors') Conv1d encoder, one cloud at a time."""
+    from anomalib_cmdr.models.cmdr.geometry import stack_groups
+
+    extractor = _extractor(batchnorm=batchnorm)
+    _perturb_batchnorm_statistics(extractor)
+    generator = torch.Generator().manual_seed(0)
+    clouds = [torch.rand(300, 3, generator=generator), torch.rand(120, 3, generator=generator) * 2]
+    neighbourhoods, _ = stack_groups(clouds, extractor.group(clouds))
+    norms = _batchnorms(extractor)
+    with torch.no_grad():
+        expected = []
+        for group in neighbourhoods:
+            for norm in norms:  # the authors encode each cloud alone, BatchNorm with its own statistics
+                norm.train(batchnorm == "sample")
+                norm.momentum = 0.0
+            expected.append(extractor.encoder(group[None]))
+            for norm in norms:
+                norm.eval()
+        torch.testing.assert_close(extractor.group_tokens(neighbourhoods), torch.cat(expected), rtol=1e-4, atol=1e-4)
