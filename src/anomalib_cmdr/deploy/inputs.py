@@ -218,7 +218,7 @@ class GraphInputBuilder:
         pixels = [cloud.index for cloud in clouds]
         if self.spec.xyz_input == "features":
             features = self.xyz_extractor([cloud.points for cloud in clouds])  # type: ignore[misc]
-            return {FEATURE_INPUT: scatter_to_grid(features, pixels, height, width)}
+            return {FEATURE_INPUT: scatter_to_grid(features, pixels, height, width).contiguous()}
         num_group, group_size = int(self.spec.num_group), int(self.spec.group_size)  # type: ignore[arg-type]
         filled = [i for i, cloud in enumerate(clouds) if cloud.points.shape[0]]
         groups: list[PointGroups | None] = [None] * batch

@@ -42,12 +42,14 @@ Modality = Literal["rgb+xyz", "rgb", "xyz"]
 MapNormalization = Literal["aupro", "pauroc"]
 
 
-def feature_distance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def feature_distance(prediction: torch.Tensor, target: torch.Tensor, target_normalized: bool = False) -> torch.Tensor:
     """Euclidean distance between L2-normalised features, per token.
 
     Args:
         prediction (torch.Tensor): ``(..., C)``.
         target (torch.Tensor): ``(..., C)``.
+        target_normalized (bool): ``target`` is already ``functional.normalize(target, dim=-1)`` (two heads
+            share each target: it is normalised once). Defaults to ``False``.
 
     Returns:
         torch.Tensor: ``(...)`` distances in ``[0, 2]``.
@@ -56,7 +58,9 @@ def feature_distance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Te
         >>> feature_distance(torch.tensor([[1.0, 0.0], [2.0, 0.0]]), torch.tensor([[0.0, 3.0], [5.0, 0.0]]))
         tensor([1.4142, 0.0000])
     """
-    return (functional.normalize(prediction, dim=-1) - functional.normalize(target, dim=-1)).pow(2).sum(-1).sqrt()
+    if not target_normalized:
+        target = functional.normalize(target, dim=-1)
+    return (functional.normalize(prediction, dim=-1) - target).pow(2).sum(-1).sqrt()
 
 
 def box_smooth(maps: torch.Tensor, size: int, passes: int) -> torch.Tensor:

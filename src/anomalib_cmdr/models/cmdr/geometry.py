@@ -104,7 +104,12 @@ class PointFeatures:
         """The ``(N, C)`` per-point features."""
         if self.index is None or self.weight is None:
             return self.values
-        return (self.values[self.index] * self.weight.unsqueeze(-1)).sum(1)
+        # sum_j weight[:, j] * values[index[:, j]], accumulated term by term: the same float32 sum as
+        # ``(values[index] * weight[..., None]).sum(1)`` without its (N, k, C) temporary
+        features = self.values[self.index[:, 0]] * self.weight[:, :1]
+        for j in range(1, self.index.shape[1]):
+            features += self.values[self.index[:, j]] * self.weight[:, j : j + 1]
+        return features
 
     @property
     def nbytes(self) -> int:
@@ -605,7 +610,9 @@ def scatter_to_grid(features: list[torch.Tensor], pixels: list[torch.Tensor], he
         width (int): Width of the organized cloud.
 
     Returns:
-        torch.Tensor: ``(B, C, height, width)`` feature map, zero where there is no point.
+        torch.Tensor: ``(B, C, height, width)`` feature map, zero where there is no point, in channels-last
+        memory (each pixel's features contiguous: the rows are written whole, and the pooling and the heads
+        read the map as tokens without a copy).
 
     Example:
         >>> features = [torch.tensor([[1.0, 2.0], [3.0, 4.0]])]
@@ -614,10 +621,10 @@ def scatter_to_grid(features: list[torch.Tensor], pixels: list[torch.Tensor], he
                 [0., 3.]])
     """
     channels = features[0].shape[1]
-    out = features[0].new_zeros(len(features), channels, height * width)
+    out = features[0].new_zeros(len(features), height * width, channels)
     for i, (feature, index) in enumerate(zip(features, pixels, strict=True)):
-        out[i][:, index] = feature.T.to(out.dtype)
-    return out.view(len(features), channels, height, width)
+        out[i].index_copy_(0, index, feature.to(out.dtype))
+    return out.view(len(features), height, width, channels).permute(0, 3, 1, 2)
 
 
 def pool_point_features(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:

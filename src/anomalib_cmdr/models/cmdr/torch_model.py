@@ -423,13 +423,15 @@ class CMDRModel(nn.Module):
         Returns:
             dict[str, tuple[torch.Tensor, torch.Tensor]]: ``{name: (prediction, target)}`` token pairs.
         """
+        return dict(self._head_outputs(features))
+
+    def _head_outputs(self, features: CMDRFeatures) -> Iterator[tuple[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """``(name, (prediction, target))`` of each head, computed when asked for (one prediction at a time)."""
         tokens = {"rgb": features.rgb, "xyz": features.xyz}
-        pairs = {}
         for head in HEADS:
             module = getattr(self, head.attribute)
             if module is not None:
-                pairs[head.name] = (module(tokens[head.source]), tokens[head.target])
-        return pairs
+                yield head.name, (module(tokens[head.source]), tokens[head.target])
 
     def losses(self, features: CMDRFeatures) -> dict[str, torch.Tensor]:
         """Masked cosine loss of each head, ``loss_<name>`` (each depends only on its own head's parameters).
@@ -460,12 +462,17 @@ class CMDRModel(nn.Module):
             are not yet zeroed on invalid pixels.
         """
         batch = features.valid.shape[0]
-        pairs = self.predict_features(features)
-        with full_precision(features.valid):
-            distances = {
-                name: feature_distance(pred.float(), target.float()).view(batch, *self.grid_size)
-                for name, (pred, target) in pairs.items()
-            }
+        distances, normalized = {}, {}
+        # each head's distance is taken as soon as it has run, so one prediction at a time is held in memory;
+        # the two heads that predict one modality share its normalised target
+        for name, (prediction, target) in self._head_outputs(features):
+            with full_precision(features.valid):
+                key = target.data_ptr()
+                if key not in normalized:
+                    normalized[key] = torch.nn.functional.normalize(target.float(), dim=-1)
+                distance = feature_distance(prediction.float(), normalized[key], target_normalized=True)
+                distances[name] = distance.view(batch, *self.grid_size)
+            del prediction
         return distances, features.valid.view(batch, *self.grid_size)
 
     def anomaly_maps(
