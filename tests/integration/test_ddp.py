@@ -74,3 +74,19 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     assert one.keys() == two.keys() and "image_AUROC" in one
     for name in one:
         assert abs(one[name] - two[name]) < 1e-6, (name, one, two)
+
+
+@pytest.mark.slow
+def test_ddp_feature_cache_each_process_caches_its_shard_with_identical_results(tmp_path):
+    """Under DDP the feature cache (on disk, shared by the processes) holds every training sample, and training with
+    it gives the very weights that training without it gives."""
+    root = tmp_path / "data"
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.max_epochs", "2"]
+    _cli("train", root, tmp_path / "cached", 2, "--model.feature_cache", "disk", *ddp)
+    _cli("train", root, tmp_path / "uncached", 2, "--model.feature_cache", "off", *ddp)
+    entries = sorted((tmp_path / "cached").rglob("feature_cache/**/*.pt"))
+    assert len(entries) == 4, entries  # the 4 training samples, each process writing its shard's
+    assert not list((tmp_path / "uncached").rglob("feature_cache"))
+    cached, uncached = _state(tmp_path / "cached"), _state(tmp_path / "uncached")
+    heads = [key for key in cached if key.startswith(("model.map", "model.Dec"))]
+    assert heads and all(torch.equal(cached[key], uncached[key]) for key in heads)

@@ -51,7 +51,7 @@ def xyz_input_kind(model: CMDRModel) -> str | None:
     """
     if model.xyz_backbone is None:
         return None
-    return "groups" if hasattr(model.xyz_backbone, "group_tokens") else "features"
+    return "groups" if hasattr(model.xyz_backbone, "group_tokens_dense") else "features"
 
 
 class CMDRDeployGraph(nn.Module):
@@ -124,7 +124,7 @@ class CMDRDeployGraph(nn.Module):
         if self.xyz_input == "features":
             return inputs["xyz_features"]
         backbone = self.model.xyz_backbone
-        tokens = backbone.group_tokens(inputs["neighbourhoods"])  # type: ignore[union-attr]
+        tokens = backbone.group_tokens_dense(inputs["neighbourhoods"])  # type: ignore[union-attr]
         centre_features = backbone.centre_features(tokens, inputs["centres"])  # type: ignore[union-attr]
         channels = centre_features.shape[-1]
         rows = centre_features.reshape(-1, channels)[inputs["interp_index"].reshape(-1)]

@@ -189,8 +189,7 @@ def rgb_tokens(maps: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
         >>> rgb_tokens(torch.rand(2, 64, 7, 7), grid_size=(14, 14)).shape
         torch.Size([2, 196, 64])
     """
-    maps = maps.float().contiguous(memory_format=torch.channels_last)  # the tokens come out contiguous
-    maps = functional.interpolate(maps, size=grid_size, mode="bilinear", align_corners=False)
+    maps = functional.interpolate(maps.float(), size=grid_size, mode="bilinear", align_corners=False)
     return maps.flatten(2).transpose(1, 2)
 
 
@@ -202,8 +201,8 @@ def xyz_tokens(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.T
         grid_size (tuple[int, int]): ``(h, w)`` of the head grid.
 
     Returns:
-        torch.Tensor: ``(B, h * w, C3)`` tokens (contiguous when ``feature_map`` is channels-last, as
-        :func:`~anomalib_cmdr.models.cmdr.geometry.scatter_to_grid` makes it).
+        torch.Tensor: ``(B, h * w, C3)`` tokens, a view of a channel-major ``(B, C3, h * w)`` tensor (the
+        authors' layout: the heads' float32 rounding depends on it, so it is kept for bit-identical maps).
 
     Example:
         >>> feature_map = torch.zeros(1, 5, 8, 8)

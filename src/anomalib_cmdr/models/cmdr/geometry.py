@@ -644,4 +644,8 @@ def pool_point_features(feature_map: torch.Tensor, grid_size: tuple[int, int]) -
         >>> pooled.shape, float(pooled[0, 0, 0, 0]), float(pooled[0, 0, 2, 2]) > 0  # far from the point: zero
         (torch.Size([1, 2, 4, 4]), 0.0, True)
     """
-    return functional.adaptive_avg_pool2d(functional.avg_pool2d(feature_map, 3, stride=1), grid_size)
+    # the 3x3 mean in the map's own memory layout (channels-last from scatter_to_grid: fast, and bit-identical),
+    # the adaptive mean channel-major as the authors' (its rounding depends on the layout), which also gives
+    # the heads their channel-major tokens
+    smoothed = functional.avg_pool2d(feature_map, 3, stride=1).contiguous()
+    return functional.adaptive_avg_pool2d(smoothed, grid_size)

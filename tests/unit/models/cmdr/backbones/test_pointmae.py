@@ -143,12 +143,14 @@ def test_checkpoint_of_another_width_names_the_argument(tmp_path: Path) -> None:
         _extractor(weights=tmp_path / "wide.pth")
 
 
+@pytest.mark.parametrize("group_encoder", ["conv", "gemm"])
 @pytest.mark.parametrize("batchnorm", ["sample", "running"])
-def test_group_tokens_equal_the_authors_encoder_cloud_by_cloud(batchnorm: str) -> None:
-    """The batched channels-last mini-PointNet equals anomalib's (the authors') Conv1d encoder, one cloud at a time."""
+def test_group_tokens_equal_the_authors_encoder_cloud_by_cloud(batchnorm: str, group_encoder: str) -> None:
+    """Both group encoders (and the dense form of the exported graph) equal anomalib's (the authors') Conv1d
+    encoder run one cloud at a time: bit for bit for the default, to float32 rounding for the GEMM form."""
     from anomalib_cmdr.models.cmdr.geometry import stack_groups
 
-    extractor = _extractor(batchnorm=batchnorm)
+    extractor = _extractor(batchnorm=batchnorm, group_encoder=group_encoder)
     _perturb_batchnorm_statistics(extractor)
     generator = torch.Generator().manual_seed(0)
     clouds = [torch.rand(300, 3, generator=generator), torch.rand(120, 3, generator=generator) * 2]
@@ -163,4 +165,15 @@ def test_group_tokens_equal_the_authors_encoder_cloud_by_cloud(batchnorm: str) -
             expected.append(extractor.encoder(group[None]))
             for norm in norms:
                 norm.eval()
-        torch.testing.assert_close(extractor.group_tokens(neighbourhoods), torch.cat(expected), rtol=1e-4, atol=1e-4)
+        expected = torch.cat(expected)
+        tokens = extractor.group_tokens(neighbourhoods)
+        if group_encoder == "conv":
+            assert torch.equal(tokens, expected)
+        else:
+            torch.testing.assert_close(tokens, expected, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(extractor.group_tokens_dense(neighbourhoods), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_group_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="group_encoder='fast'"):
+        _extractor(group_encoder="fast")
