@@ -143,7 +143,7 @@ class CMDRDeployGraph(nn.Module):
                 image = torch.where(rgb_present.view(-1, 1, 1, 1), image, torch.zeros_like(image))
             f2d = rgb_tokens(model.rgb_backbone((image - self.mean) / self.std), model.grid_size)
         if model.xyz_backbone is not None:
-            f3d = xyz_tokens(self._point_feature_map(inputs), model.grid_size)
+            f3d = xyz_tokens(self._point_feature_map(inputs), model.grid_size, channel_chunk=None)  # no slice writes
         features = token_features(f2d, f3d, rgb_present)
         anomaly_map, score = model.anomaly_maps(features, self.image_size, all_branches=True)  # no data-dependent flow
         predictions = InferenceBatch(pred_score=score, anomaly_map=anomaly_map)

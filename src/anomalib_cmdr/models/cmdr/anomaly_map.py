@@ -42,25 +42,35 @@ Modality = Literal["rgb+xyz", "rgb", "xyz"]
 MapNormalization = Literal["aupro", "pauroc"]
 
 
-def feature_distance(prediction: torch.Tensor, target: torch.Tensor, target_normalized: bool = False) -> torch.Tensor:
+def feature_distance(prediction: torch.Tensor, target: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """Euclidean distance between L2-normalised features, per token.
 
+    Computed ``chunk`` tokens at a time: the temporaries (normalised features, their difference) stay small and
+    in cache instead of four copies of the whole ``(B, N, C)`` features (924 MB at the paper's size); each
+    token's arithmetic, so its float32 result, is the same.
+
     Args:
-        prediction (torch.Tensor): ``(..., C)``.
-        target (torch.Tensor): ``(..., C)``.
-        target_normalized (bool): ``target`` is already ``functional.normalize(target, dim=-1)`` (two heads
-            share each target: it is normalised once). Defaults to ``False``.
+        prediction (torch.Tensor): ``(B, N, C)`` (or any ``(..., C)``).
+        target (torch.Tensor): Same shape.
+        chunk (int): Tokens per step. Defaults to ``4096``.
 
     Returns:
-        torch.Tensor: ``(...)`` distances in ``[0, 2]``.
+        torch.Tensor: ``(B, N)`` (``(...)``) distances in ``[0, 2]``.
 
     Example:
-        >>> feature_distance(torch.tensor([[1.0, 0.0], [2.0, 0.0]]), torch.tensor([[0.0, 3.0], [5.0, 0.0]]))
-        tensor([1.4142, 0.0000])
+        >>> feature_distance(torch.tensor([[[1.0, 0.0], [2.0, 0.0]]]), torch.tensor([[[0.0, 3.0], [5.0, 0.0]]]))
+        tensor([[1.4142, 0.0000]])
     """
-    if not target_normalized:
-        target = functional.normalize(target, dim=-1)
-    return (functional.normalize(prediction, dim=-1) - target).pow(2).sum(-1).sqrt()
+    if prediction.ndim != 3:
+        channels = prediction.shape[-1]
+        flat = feature_distance(prediction.reshape(1, -1, channels), target.reshape(1, -1, channels), chunk)
+        return flat.view(prediction.shape[:-1])
+    out = prediction.new_empty(prediction.shape[:-1])
+    for start in range(0, prediction.shape[1], chunk):
+        rows = slice(start, start + chunk)
+        difference = functional.normalize(prediction[:, rows], dim=-1) - functional.normalize(target[:, rows], dim=-1)
+        out[:, rows] = difference.pow(2).sum(-1).sqrt()
+    return out
 
 
 def box_smooth(maps: torch.Tensor, size: int, passes: int) -> torch.Tensor:

@@ -193,12 +193,18 @@ def rgb_tokens(maps: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
     return maps.flatten(2).transpose(1, 2)
 
 
-def xyz_tokens(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+def xyz_tokens(
+    feature_map: torch.Tensor,
+    grid_size: tuple[int, int],
+    channel_chunk: int | None = 128,
+) -> torch.Tensor:
     """Scattered per-pixel 3D features as tokens on the head grid (the paper's pooling).
 
     Args:
         feature_map (torch.Tensor): ``(B, C3, H, W)`` features at the pixels that hold a point, zero elsewhere.
         grid_size (tuple[int, int]): ``(h, w)`` of the head grid.
+        channel_chunk (int | None): See :func:`~anomalib_cmdr.models.cmdr.geometry.pool_point_features`.
+            Defaults to ``128``.
 
     Returns:
         torch.Tensor: ``(B, h * w, C3)`` tokens, a view of a channel-major ``(B, C3, h * w)`` tensor (the
@@ -211,7 +217,7 @@ def xyz_tokens(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.T
         >>> tokens.shape, int((tokens != 0).any(-1).sum())
         (torch.Size([1, 16, 5]), 6)
     """
-    return pool_point_features(feature_map, grid_size).flatten(2).transpose(1, 2)
+    return pool_point_features(feature_map, grid_size, channel_chunk).flatten(2).transpose(1, 2)
 
 
 def token_features(

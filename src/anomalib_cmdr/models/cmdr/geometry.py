@@ -627,15 +627,23 @@ def scatter_to_grid(features: list[torch.Tensor], pixels: list[torch.Tensor], he
     return out.view(len(features), height, width, channels).permute(0, 3, 1, 2)
 
 
-def pool_point_features(feature_map: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+def pool_point_features(
+    feature_map: torch.Tensor,
+    grid_size: tuple[int, int],
+    channel_chunk: int | None = 128,
+) -> torch.Tensor:
     """The paper's smoothing of scattered 3D features: 3x3 mean (no padding), then adaptive mean.
 
     Args:
-        feature_map (torch.Tensor): ``(B, C, H, W)`` scattered features.
+        feature_map (torch.Tensor): ``(B, C, H, W)`` scattered features (any memory layout).
         grid_size (tuple[int, int]): Output ``(h, w)``; the paper uses the input size (224, 224).
+        channel_chunk (int | None): Channels pooled at a time, so that only one full-size map is held besides the
+            input (231 MB each at the paper's size); ``None``: all at once (the exported graph, which must not
+            write into slices). The result is the same bit for bit. Defaults to ``128``.
 
     Returns:
-        torch.Tensor: ``(B, C, h, w)`` features; pixels far from every point stay exactly zero.
+        torch.Tensor: ``(B, C, h, w)`` contiguous (channel-major) features; pixels far from every point stay
+        exactly zero.
 
     Example:
         >>> feature_map = torch.zeros(1, 2, 8, 8)
@@ -644,8 +652,17 @@ def pool_point_features(feature_map: torch.Tensor, grid_size: tuple[int, int]) -
         >>> pooled.shape, float(pooled[0, 0, 0, 0]), float(pooled[0, 0, 2, 2]) > 0  # far from the point: zero
         (torch.Size([1, 2, 4, 4]), 0.0, True)
     """
-    # the 3x3 mean in the map's own memory layout (channels-last from scatter_to_grid: fast, and bit-identical),
-    # the adaptive mean channel-major as the authors' (its rounding depends on the layout), which also gives
-    # the heads their channel-major tokens
-    smoothed = functional.avg_pool2d(feature_map, 3, stride=1).contiguous()
-    return functional.adaptive_avg_pool2d(smoothed, grid_size)
+
+    # the 3x3 mean in the map's own memory layout (channels-last from scatter_to_grid: fast, bit-identical), the
+    # adaptive mean channel-major like the authors' (its rounding depends on the layout); the output is
+    # channel-major, the layout of the tokens the heads were checked on against the authors' code
+    def smooth(block: torch.Tensor) -> torch.Tensor:
+        return functional.adaptive_avg_pool2d(functional.avg_pool2d(block, 3, stride=1).contiguous(), grid_size)
+
+    if channel_chunk is None:
+        return smooth(feature_map)
+    batch, channels = feature_map.shape[:2]
+    out = feature_map.new_empty(batch, channels, *grid_size)
+    for start in range(0, channels, channel_chunk):
+        out[:, start : start + channel_chunk] = smooth(feature_map[:, start : start + channel_chunk])
+    return out

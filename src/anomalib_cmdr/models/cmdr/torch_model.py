@@ -462,16 +462,11 @@ class CMDRModel(nn.Module):
             are not yet zeroed on invalid pixels.
         """
         batch = features.valid.shape[0]
-        distances, normalized = {}, {}
-        # each head's distance is taken as soon as it has run, so one prediction at a time is held in memory;
-        # the two heads that predict one modality share its normalised target
+        distances = {}
+        # each head's distance is taken as soon as it has run, so one prediction at a time is held in memory
         for name, (prediction, target) in self._head_outputs(features):
             with full_precision(features.valid):
-                key = target.data_ptr()
-                if key not in normalized:
-                    normalized[key] = torch.nn.functional.normalize(target.float(), dim=-1)
-                distance = feature_distance(prediction.float(), normalized[key], target_normalized=True)
-                distances[name] = distance.view(batch, *self.grid_size)
+                distances[name] = feature_distance(prediction.float(), target.float()).view(batch, *self.grid_size)
             del prediction
         return distances, features.valid.view(batch, *self.grid_size)
 

@@ -85,3 +85,16 @@ def test_feature_distance_is_normalised_euclidean():
     b = torch.tensor([[0.0, 5.0]])
     assert float(feature_distance(a, b)) == pytest.approx(2**0.5)
     assert float(feature_distance(a, 2 * a)) == pytest.approx(0.0)
+
+
+def test_feature_distance_in_chunks_equals_the_whole_computation_bit_for_bit():
+    generator = torch.Generator().manual_seed(0)
+    prediction = torch.randn(2, 1000, 48, generator=generator)
+    target = torch.randn(2, 48, 1000, generator=generator).transpose(1, 2)  # channel-major, as the 3D tokens
+    whole = (
+        (torch.nn.functional.normalize(prediction, dim=-1) - torch.nn.functional.normalize(target, dim=-1))
+        .pow(2)
+        .sum(-1)
+        .sqrt()
+    )
+    assert torch.equal(feature_distance(prediction, target, chunk=96), whole)
