@@ -144,7 +144,7 @@ def peak_memory(name: str, mmap_threshold: int | None = None) -> float:
     """Peak resident memory (GiB) of one inference of configuration ``name``, model included.
 
     ``mmap_threshold``: run the child with ``MALLOC_MMAP_THRESHOLD_`` set (glibc then returns freed blocks above
-    that size to the system at once instead of keeping them in its heap; see README, "Memory").
+    that size to the system at once instead of keeping them in its heap; see docs/performance.md).
     """
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()

@@ -78,14 +78,18 @@ def test_two_process_ddp_matches_one_process(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_feature_cache_each_process_caches_its_shard_with_identical_results(tmp_path):
-    """Under DDP the feature cache (on disk, shared by the processes) holds every training sample, and training with
-    it gives the very weights that training without it gives."""
+    """Under DDP each process caches the samples of its shards (on disk), and training with the cache gives the very
+    weights that training without it gives."""
     root = tmp_path / "data"
     ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.max_epochs", "2"]
     _cli("train", root, tmp_path / "cached", 2, "--model.feature_cache", "disk", *ddp)
     _cli("train", root, tmp_path / "uncached", 2, "--model.feature_cache", "off", *ddp)
-    entries = sorted((tmp_path / "cached").rglob("feature_cache/**/*.pt"))
-    assert len(entries) == 4, entries  # the 4 training samples, each process writing its shard's
+    entries = list((tmp_path / "cached").rglob("feature_cache/**/*.pt"))
+    # anomalib's Engine gives each DDP process its own version folder, so each process has its own cache; together
+    # they hold the 4 training samples, neither holds them all (each caches what its shards read)
+    folders = {entry.parent for entry in entries}
+    assert len({entry.name for entry in entries}) == 4, entries
+    assert all(len(list(folder.glob("*.pt"))) < 4 for folder in folders), entries
     assert not list((tmp_path / "uncached").rglob("feature_cache"))
     cached, uncached = _state(tmp_path / "cached"), _state(tmp_path / "uncached")
     heads = [key for key in cached if key.startswith(("model.map", "model.Dec"))]
