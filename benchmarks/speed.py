@@ -39,7 +39,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "CMDR paper": {"image_size": 224, "grid_size": 224},
-    "CMDR fast": {"image_size": 224, "grid_size": 56, "xyz_model_kwargs": {"group_encoder": "gemm"}},
+    "CMDR fast": {
+        "image_size": 224,
+        "grid_size": 56,
+        "xyz_model_kwargs": {"group_encoder": "gemm"},
+        "xyz_pooling": "factored",
+    },
     "CMDR offline": {
         "rgb_backbone": "resnet18",
         "rgb_layers": [1, 2],

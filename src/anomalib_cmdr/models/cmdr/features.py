@@ -28,6 +28,7 @@ import torch
 from torch.nn import functional
 
 from .geometry import PointFeatures, pool_point_features, scatter_to_grid
+from .pooling import XYZPooling, factored_pooling
 
 
 @dataclass
@@ -252,7 +253,11 @@ def token_features(
     return CMDRFeatures(f2d, f3d, valid, rgb_present)
 
 
-def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int]) -> CMDRFeatures:
+def assemble_features(
+    samples: list[SampleFeatures],
+    grid_size: tuple[int, int],
+    xyz_pooling: XYZPooling = "map",
+) -> CMDRFeatures:
     """Bring a batch of compact features onto the head grid.
 
     The 2D maps are upsampled bilinearly (:func:`rgb_tokens`); the 3D features are expanded to the points,
@@ -262,6 +267,10 @@ def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int])
     Args:
         samples (list[SampleFeatures]): One per sample, all of one modality set and one input size.
         grid_size (tuple[int, int]): ``(h, w)`` of the head grid.
+        xyz_pooling (XYZPooling): ``"map"``: the paper's order of operations (bit-identical to the authors'
+            code); ``"factored"``: the same pooling as one linear map of the compact features, without the
+            per-pixel map (:func:`~anomalib_cmdr.models.cmdr.pooling.factored_pooling`; equal up to float32
+            rounding, much faster on grids coarser than the input). Defaults to ``"map"``.
 
     Returns:
         CMDRFeatures: The batch's token features and valid mask.
@@ -276,7 +285,10 @@ def assemble_features(samples: list[SampleFeatures], grid_size: tuple[int, int])
     f2d = f3d = None
     if samples[0].rgb is not None:
         f2d = rgb_tokens(torch.stack([sample.rgb for sample in samples]), grid_size)  # type: ignore[misc]
-    if samples[0].points is not None:
+    if samples[0].points is not None and xyz_pooling == "factored":
+        pooled = [factored_pooling(s.points, s.pixels, s.size, grid_size) for s in samples]  # type: ignore[arg-type]
+        f3d = torch.stack(pooled)
+    elif samples[0].points is not None:
         height, width = samples[0].size
         points = [sample.points.expand() for sample in samples]  # type: ignore[union-attr]
         feature_map = scatter_to_grid(points, [sample.pixels for sample in samples], height, width)  # type: ignore[misc]

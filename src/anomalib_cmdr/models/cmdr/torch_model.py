@@ -36,6 +36,7 @@ from .geometry import PointFeatures, gather_valid_points
 from .heads import HEADS, D3DVariant, Decoder2D, Decoder3D, Head, MappingMLP
 from .loss import masked_cosine_loss
 from .missing_modality import BRANCHES, BranchScoreAlignment, RoutedPrediction, branch_index
+from .pooling import XYZ_POOLINGS, XYZPooling
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,11 @@ class CMDRModel(nn.Module):
         calibration (Calibration): ``"none"`` (the paper) or ``"zscore"``: each discrepancy map is z-scored
             per grid position against normal statistics before the fusion (see
             :class:`~.calibration.DiscrepancyCalibration`; needs :meth:`calibrate`). Defaults to ``"none"``.
+        xyz_pooling (XYZPooling): How the 3D features reach the head grid: ``"map"`` (the paper's order of
+            operations: scatter to the pixels, 3x3 mean, adaptive mean; bit-identical to the authors' code) or
+            ``"factored"`` (the same linear pooling applied to the compact features, equal up to float32
+            rounding and much faster on a grid coarser than the input; see :mod:`~.pooling`). Defaults to
+            ``"map"``.
 
     Example:
         >>> model = CMDRModel(rgb_backbone="resnet18", rgb_layers=[1], modality="rgb", grid_size=16,
@@ -147,6 +153,7 @@ class CMDRModel(nn.Module):
         d3d_variant: D3DVariant = "auto",
         map_normalization: MapNormalization = "aupro",
         calibration: Calibration = "none",
+        xyz_pooling: XYZPooling = "map",
     ) -> None:
         super().__init__()
         if modality not in MODALITIES:
@@ -155,7 +162,11 @@ class CMDRModel(nn.Module):
         if calibration not in {"none", "zscore"}:
             msg = f"calibration={calibration!r}: choose 'none' or 'zscore'."
             raise ValueError(msg)
+        if xyz_pooling not in XYZ_POOLINGS:
+            msg = f"xyz_pooling={xyz_pooling!r}: choose one of {XYZ_POOLINGS}."
+            raise ValueError(msg)
         self.modality = modality
+        self.xyz_pooling = xyz_pooling
         self.grid_size = (int(grid_size), int(grid_size))
         self.use_rgb = modality in {"rgb+xyz", "rgb"}
         self.use_xyz = modality in {"rgb+xyz", "xyz"}
@@ -397,7 +408,7 @@ class CMDRModel(nn.Module):
         """
         any_tensor = samples[0].rgb if samples[0].rgb is not None else samples[0].pixels
         with full_precision(any_tensor):  # type: ignore[arg-type]
-            return assemble_features(samples, self.grid_size)
+            return assemble_features(samples, self.grid_size, self.xyz_pooling)
 
     @torch.no_grad()
     def extract_features(self, rgb: torch.Tensor | None, xyz: torch.Tensor | None) -> CMDRFeatures:
