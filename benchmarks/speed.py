@@ -11,6 +11,8 @@ Prints, for one 224x224 (or the configuration's size) RGB + xyz sample at batch 
   default heap and with ``MALLOC_MMAP_THRESHOLD_=1048576`` (what README advises for long-running processes);
 * the FLOPs of CMDR's four heads, their achieved GFLOP/s and that rate against a 2048x2048 float32 matmul
   measured in the same run;
+* the time of bringing one sample's 3D features onto the head grid by the paper's map and by
+  ``xyz_pooling="factored"``, and how far apart the two are;
 * the time of a training epoch of the offline configuration without and with the feature cache.
 
 Every backbone has random weights (no download): speed does not depend on the weights.
@@ -216,6 +218,30 @@ def epoch_times(cache: str, epochs: int, root: Path) -> list[float]:
     return timer.times
 
 
+@torch.no_grad()
+def assembly_times(repeats: int) -> list[str]:
+    """The 3D tokens of one paper-size sample by the paper's map and by ``xyz_pooling="factored"``."""
+    from anomalib_cmdr import CMDRModel
+    from anomalib_cmdr.models.cmdr.features import assemble_features
+
+    samples = CMDRModel(pretrained=False).eval().sample_features(*sample(224))
+    lines = []
+    for grid in (224, 56):
+        times: dict[str, list[float]] = {"map": [], "factored": []}
+        tokens = {}
+        for _ in range(repeats + 1):  # the first round warms up
+            for pooling in times:
+                start = time.perf_counter()
+                tokens[pooling] = assemble_features(samples, (grid, grid), pooling).xyz
+                times[pooling].append(time.perf_counter() - start)
+        difference = (tokens["factored"] - tokens["map"]).abs().max() / tokens["map"].abs().max()
+        lines.append(
+            f"| {grid}x{grid} | {statistics.median(times['map'][1:]):.3f} | "
+            f"{statistics.median(times['factored'][1:]):.3f} | {difference:.1e} |"
+        )
+    return lines
+
+
 def _seconds(values: list[float]) -> str:
     return ", ".join(f"{value:.1f}" for value in values)
 
@@ -265,6 +291,14 @@ def main() -> None:
         "",
         f"Heads of the paper configuration: {gflop:.0f} GFLOP per sample in {seconds:.2f} s = {rate:.0f} GFLOP/s, "
         f"{100 * rate / matmul:.0f} % of a 2048x2048 float32 matmul ({matmul:.0f} GFLOP/s in this run).",
+    ]
+    lines += [
+        "",
+        "3D tokens of one paper-size sample (Point-MAE, 1152 channels) onto the head grid:",
+        "",
+        "| grid | paper's map (s) | xyz_pooling=factored (s) | largest difference (relative) |",
+        "|---|---|---|---|",
+        *assembly_times(args.repeats),
     ]
     if not args.skip_training:
         with tempfile.TemporaryDirectory() as folder:
