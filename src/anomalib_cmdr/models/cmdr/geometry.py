@@ -172,10 +172,11 @@ def gather_valid_points(xyz: torch.Tensor) -> list[ValidPoints]:
     """
     mask = valid_point_mask(xyz).flatten(1)
     flat = xyz.flatten(2).transpose(1, 2)  # (B, H*W, 3)
+    counts = mask.sum(dim=1).tolist()  # the batch's one host-device synchronisation
+    found = torch.nonzero_static(mask, size=sum(counts))  # (sample, pixel) pairs in order, no further sync
     clouds = []
-    for sample_mask, sample_points in zip(mask, flat, strict=True):
-        index = torch.nonzero(sample_mask).squeeze(1)
-        clouds.append(ValidPoints(index=index, points=sample_points[index]))
+    for i, found_i in enumerate(found[:, 1].split(counts)):
+        clouds.append(ValidPoints(index=found_i, points=flat[i, found_i]))
     return clouds
 
 
@@ -296,29 +297,41 @@ def farthest_point_sample(points: torch.Tensor, num_samples: int) -> torch.Tenso
     return farthest_point_sample_batch(points[None], [points.shape[0]], num_samples)[0]
 
 
-def _nearest_by_index(dist: torch.Tensor, k: int) -> torch.Tensor:
+def _sync_free(tensor: torch.Tensor, sync_free: bool | None) -> bool:
+    """Whether to take the path without host-device synchronisation: by default on every device but the CPU."""
+    return tensor.device.type != "cpu" if sync_free is None else sync_free
+
+
+def _nearest_by_index(dist: torch.Tensor, k: int, sync_free: bool | None = None) -> torch.Tensor:
     """Columns of the ``k`` smallest values of each row, ascending, equal values in the order of their column.
 
     ``topk`` alone orders equal values as its algorithm happens to, which depends on the row's length (so on
-    the padding of a batch). Rows whose ``k + 1`` smallest values are all distinct have one answer, which
-    ``topk`` finds; the rows with a tie among them are ranked by the key ``(value, column)`` instead.
+    the padding of a batch). On the CPU, rows whose ``k + 1`` smallest values are all distinct have one answer,
+    which ``topk`` finds, and only the rows with a tie among them are ranked by the key ``(value, column)``; on
+    an accelerator every row is ranked by the key, which needs no host-device synchronisation. Both give the
+    same columns.
 
     Args:
         dist (torch.Tensor): ``(R, N)`` non-negative float32 distances (``inf`` allowed), ``k <= N``.
         k (int): Columns per row.
+        sync_free (bool | None): Rank every row by the key; ``None``: on every device but the CPU.
+            Defaults to ``None``.
 
     Returns:
         torch.Tensor: ``(R, k)`` long column indices.
     """
     if dist.shape[1] <= k:
         return dist.sort(dim=1, stable=True).indices
+    column = torch.arange(dist.shape[1], device=dist.device)
+    if _sync_free(dist, sync_free):
+        key = (dist.view(torch.int32).long() << 32) | column  # non-negative floats order like their bits
+        return key.topk(k, dim=1, largest=False, sorted=True).values & 0xFFFFFFFF
     values, index = dist.topk(k + 1, dim=1, largest=False, sorted=True)
     tied = (values[:, 1:] == values[:, :-1]).any(dim=1)
     index = index[:, :k]
     if bool(tied.any()):
         rows = tied.nonzero().squeeze(1)
-        column = torch.arange(dist.shape[1], device=dist.device)
-        key = (dist[rows].view(torch.int32).long() << 32) | column  # non-negative floats order like their bits
+        key = (dist[rows].view(torch.int32).long() << 32) | column
         index[rows] = key.topk(k, dim=1, largest=False, sorted=True).values & 0xFFFFFFFF
     return index
 
@@ -389,24 +402,27 @@ def knn_index(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tens
     return knn_index_batch(points[None], [points.shape[0]], queries[None], k)[0]
 
 
-def _nearest_sorted(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _nearest_sorted(dist: torch.Tensor, k: int, sync_free: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` smallest distances of each row and their columns, exactly as a full ``sort`` orders them.
 
     float32 ties are frequent at metre scale, and the reference code (Point-MAE, CFM, CMDR-IAD) takes the
-    first ``k`` columns of ``torch.sort``, whose order among equal values is its own. Rows whose ``k + 1``
-    smallest values are all distinct have one answer, which ``topk`` finds at a fraction of the cost; the
-    rows with a tie among them are sorted in full, like the reference does, so the result is the same
-    bit for bit.
+    first ``k`` columns of ``torch.sort``, whose order among equal values is its own. On the CPU, rows whose
+    ``k + 1`` smallest values are all distinct have one answer, which ``topk`` finds at a fraction of the
+    cost, and only the rows with a tie among them are sorted in full, like the reference does, so the result
+    is the same bit for bit. On an accelerator every row is sorted (cheap there, and free of host-device
+    synchronisation).
 
     Args:
         dist (torch.Tensor): ``(N, G)`` squared distances.
         k (int): Neighbours per row, ``k <= G``.
+        sync_free (bool | None): Sort every row; ``None``: on every device but the CPU. Defaults to ``None``.
 
     Returns:
         tuple[torch.Tensor, torch.Tensor]: ``(N, k)`` distances (ascending) and their column indices.
     """
-    if dist.shape[1] <= k:
-        return dist.sort(dim=1)
+    if dist.shape[1] <= k or _sync_free(dist, sync_free):
+        values, index = dist.sort(dim=1)
+        return values[:, :k], index[:, :k]
     values, index = dist.topk(k + 1, dim=1, largest=False, sorted=True)
     tied = (values[:, 1:] == values[:, :-1]).any(dim=1)
     if bool(tied.any()):

@@ -122,9 +122,17 @@ def _reference_groups(points: torch.Tensor, num_group: int, group_size: int):
     return torch.tensor(centre_index), group_index, interp_index[:, :3], recip / recip.sum(dim=1, keepdim=True)
 
 
-def test_batched_grouping_equals_each_cloud_alone_and_the_reference_bit_for_bit() -> None:
-    """FPS, kNN and interpolation over a padded batch give every cloud exactly its own groups (ties included)."""
+@pytest.mark.parametrize("sync_free", [False, True], ids=["cpu-path", "accelerator-path"])
+def test_batched_grouping_equals_each_cloud_alone_and_the_reference_bit_for_bit(sync_free, monkeypatch) -> None:
+    """FPS, kNN and interpolation over a padded batch give every cloud exactly its own groups (ties included).
+
+    ``accelerator-path``: the ranking an accelerator takes (no host-device synchronisation), forced on the CPU.
+    """
+    from anomalib_cmdr.models.cmdr import geometry
     from anomalib_cmdr.models.cmdr.geometry import group_point_batch
+
+    if sync_free:
+        monkeypatch.setattr(geometry, "_sync_free", lambda tensor, choice: True)
 
     generator = torch.Generator().manual_seed(3)
     v, u = torch.meshgrid(torch.linspace(-0.05, 0.05, 40), torch.linspace(-0.05, 0.05, 40), indexing="ij")
@@ -151,3 +159,35 @@ def test_batched_knn_never_returns_padding() -> None:
     index = knn_index_batch(points, lengths, points[:, :2], k=8)
     assert index.shape == (2, 2, 8)
     assert int(index[1].max()) < 3 and int(index[0].max()) < 50
+
+
+@pytest.mark.parametrize("levels", [None, 40])
+def test_ranking_without_synchronisation_gives_the_same_columns(levels) -> None:
+    """The accelerator's paths (every row ranked by key or sorted) equal the CPU's top-k paths, ties included."""
+    from anomalib_cmdr.models.cmdr.geometry import _nearest_by_index, _nearest_sorted
+
+    generator = torch.Generator().manual_seed(1)
+    dist = torch.rand(2000, 300, generator=generator)
+    if levels is not None:
+        dist = (dist * levels).floor()
+    dist[:, -20:] = torch.inf  # padding
+    by_key = _nearest_by_index(dist, 16, sync_free=True)
+    assert torch.equal(by_key, _nearest_by_index(dist, 16, sync_free=False))
+    assert torch.equal(by_key, dist.sort(dim=1, stable=True).indices[:, :16])
+    sorted_all = _nearest_sorted(dist, 3, sync_free=True)
+    for got, expected in zip(sorted_all, _nearest_sorted(dist, 3, sync_free=False), strict=True):
+        assert torch.equal(got, expected)
+
+
+def test_valid_points_of_a_batch_equal_each_sample_alone() -> None:
+    """One synchronisation for the batch: each sample's pixels and points as if gathered alone, empty ones too."""
+    xyz = torch.rand(4, 3, 6, 5) + 0.1
+    xyz[1, :, :3] = 0  # half missing
+    xyz[2] = 0  # no point at all
+    xyz[3, 0, ::2] = 0  # every other row missing x
+    clouds = gather_valid_points(xyz)
+    for sample, cloud in zip(xyz, clouds, strict=True):
+        index = torch.nonzero(valid_point_mask(sample[None])[0].flatten()).squeeze(1)
+        assert torch.equal(cloud.index, index)
+        assert torch.equal(cloud.points, sample.flatten(1).T[index])
+    assert [cloud.points.shape[0] for cloud in clouds] == [30, 15, 0, 15]
