@@ -112,7 +112,7 @@ class CMDR(
         xyz_pooling (XYZPooling): How the 3D features reach the head grid: ``"map"`` (the paper's order of
             operations, bit-identical to the authors' code) or ``"factored"`` (the same pooling as one linear
             map of Point-MAE's centre features, without the 224x224 feature map: equal up to float32 rounding,
-            about 20x faster at a 56x56 grid; used by ``configs/model/cmdr_fast.yaml``). An exported graph
+            about 10x faster at a 56x56 grid; used by ``configs/model/cmdr_fast.yaml``). An exported graph
             always pools the map way. Defaults to ``"map"``.
         lr (float): Adam learning rate. Defaults to ``1e-3``.
         feature_cache (FeatureCacheMode): Reuse each training sample's frozen backbone outputs in every

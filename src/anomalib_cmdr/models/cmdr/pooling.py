@@ -14,10 +14,10 @@ features, so the whole chain is one ``(h * w, M)`` matrix times the ``(M, C)`` c
 
 :func:`factored_pooling` computes that: it never builds the ``(C, H, W)`` map (231 MB a sample at
 224 px with 1152 channels) and it does about ``h * w * M * C`` multiply-adds, so it pays on coarse grids:
-at 224 px with a 56x56 grid (``configs/model/cmdr_fast.yaml``) it takes a twentieth of the time of the
-map. The numbers equal the paper's pooling up to float32 rounding (about 1e-6 relative): tokens far from every
-point are exactly zero in both, so the valid mask is the same. The default, ``xyz_pooling="map"``, stays the
-paper's order of operations, bit-identical to the authors' code.
+at 224 px with a 56x56 grid (``configs/model/cmdr_fast.yaml``) it takes about a tenth of the time of
+the map (``benchmarks/speed.py``). The numbers equal the paper's pooling up to float32 rounding (about 1e-6
+relative): tokens far from every point are exactly zero in both, so the valid mask is the same. The
+default, ``xyz_pooling="map"``, stays the paper's order of operations, bit-identical to the authors' code.
 
 Example:
     >>> import torch
@@ -84,11 +84,16 @@ def pooling_factor(size: int, out: int) -> torch.Tensor:
     return _pooling_factor(int(size), int(out)).clone()
 
 
-def _sparse_factor(size: int, out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each pixel along a side, the tokens it reaches and their weights: ``(size, k)`` each."""
+@cache
+def _sparse_factor_cpu(size: int, out: int) -> tuple[torch.Tensor, torch.Tensor]:
     factor = _pooling_factor(size, out)
     reach = int((factor != 0).sum(dim=0).max())
-    weight, token = factor.T.topk(reach, dim=1)  # padding entries have weight 0
+    return factor.T.topk(reach, dim=1)  # padding entries have weight 0
+
+
+def _sparse_factor(size: int, out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each pixel along a side, the tokens it reaches and their weights: ``(size, k)`` each (computed once)."""
+    weight, token = _sparse_factor_cpu(size, out)
     return weight.to(device), token.to(device)
 
 

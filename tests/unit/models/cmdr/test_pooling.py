@@ -83,14 +83,29 @@ def test_assemble_features_with_factored_pooling() -> None:
     assert torch.equal(factored.valid, by_map.valid)
 
 
-def test_model_with_factored_pooling_gives_the_same_maps(tiny_kwargs, clouds) -> None:
-    """The option changes float32 rounding only: the same anomaly maps and scores as the paper's pooling."""
+@pytest.mark.parametrize("xyz_backbone", ["pointmae_tiny", "fpfh"])
+@pytest.mark.parametrize("empty_cloud", [False, True], ids=["complete", "one-cloud-empty"])
+def test_model_with_factored_pooling_gives_the_same_maps(tiny_kwargs, clouds, xyz_backbone, empty_cloud) -> None:
+    """The option changes float32 rounding only: the same anomaly maps and scores as the paper's pooling.
+
+    Also for per-point features (FPFH) and for a batch in which one sample has no valid point (RGB branch).
+    """
+    rgb, xyz = clouds
+    if empty_cloud:
+        xyz = xyz.clone()
+        xyz[1] = 0
+    kwargs = {**tiny_kwargs, "xyz_backbone": xyz_backbone}
+    if xyz_backbone == "fpfh":
+        kwargs["xyz_model_kwargs"] = None
     torch.manual_seed(0)
-    by_map = CMDRModel(**tiny_kwargs, grid_size=16).eval()
-    factored = CMDRModel(**tiny_kwargs, grid_size=16, xyz_pooling="factored").eval()
+    by_map = CMDRModel(**kwargs, grid_size=16).eval()
+    factored = CMDRModel(**kwargs, grid_size=16, xyz_pooling="factored").eval()
     factored.load_state_dict(by_map.state_dict())
-    expected, result = by_map(*clouds), factored(*clouds)
+    expected, result = by_map(rgb, xyz), factored(rgb, xyz)
     torch.testing.assert_close(result.anomaly_map, expected.anomaly_map, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(result.pred_score, expected.pred_score, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_pooling_is_refused(tiny_kwargs) -> None:
     with pytest.raises(ValueError, match="xyz_pooling='sparse'"):
         CMDRModel(**tiny_kwargs, grid_size=16, xyz_pooling="sparse")
