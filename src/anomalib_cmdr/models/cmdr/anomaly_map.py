@@ -42,7 +42,40 @@ Modality = Literal["rgb+xyz", "rgb", "xyz"]
 MapNormalization = Literal["aupro", "pauroc"]
 
 
-def feature_distance(prediction: torch.Tensor, target: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def unit_tokens(tokens: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """L2-normalised tokens, as a new contiguous ``(B, N, C)`` tensor.
+
+    Each block of ``chunk`` tokens is normalised in the input's own memory layout, so the values are the same bit
+    for bit as :func:`feature_distance` normalising the same tokens. Used to normalise a target once for the two
+    heads that predict it: the targets are channel-major views (the authors' layout), whose normalisation reads
+    memory with a stride, and whose difference with a contiguous prediction would too.
+
+    Args:
+        tokens (torch.Tensor): ``(B, N, C)`` in any memory layout.
+        chunk (int): Tokens per step. Defaults to ``4096``.
+
+    Returns:
+        torch.Tensor: ``(B, N, C)`` contiguous unit vectors (zero vectors stay zero).
+
+    Example:
+        >>> target = torch.tensor([[[3.0, 4.0], [0.0, 0.0]]])
+        >>> unit_tokens(target)
+        tensor([[[0.6000, 0.8000],
+                 [0.0000, 0.0000]]])
+    """
+    out = torch.empty(tokens.shape, dtype=tokens.dtype, device=tokens.device)
+    for start in range(0, tokens.shape[1], chunk):
+        rows = slice(start, start + chunk)
+        out[:, rows] = functional.normalize(tokens[:, rows], dim=-1)
+    return out
+
+
+def feature_distance(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    chunk: int = 4096,
+    unit_target: bool = False,
+) -> torch.Tensor:
     """Euclidean distance between L2-normalised features, per token.
 
     Computed ``chunk`` tokens at a time: the temporaries (normalised features, their difference) stay small and
@@ -53,6 +86,8 @@ def feature_distance(prediction: torch.Tensor, target: torch.Tensor, chunk: int 
         prediction (torch.Tensor): ``(B, N, C)`` (or any ``(..., C)``).
         target (torch.Tensor): Same shape.
         chunk (int): Tokens per step. Defaults to ``4096``.
+        unit_target (bool): ``target`` is already normalised (:func:`unit_tokens`, the same values as
+            normalising it here). Defaults to ``False``.
 
     Returns:
         torch.Tensor: ``(B, N)`` (``(...)``) distances in ``[0, 2]``.
@@ -60,15 +95,21 @@ def feature_distance(prediction: torch.Tensor, target: torch.Tensor, chunk: int 
     Example:
         >>> feature_distance(torch.tensor([[[1.0, 0.0], [2.0, 0.0]]]), torch.tensor([[[0.0, 3.0], [5.0, 0.0]]]))
         tensor([[1.4142, 0.0000]])
+        >>> target = torch.tensor([[[0.0, 3.0], [5.0, 0.0]]])
+        >>> feature_distance(torch.tensor([[[1.0, 0.0], [2.0, 0.0]]]), unit_tokens(target), unit_target=True)
+        tensor([[1.4142, 0.0000]])
     """
     if prediction.ndim != 3:
         channels = prediction.shape[-1]
-        flat = feature_distance(prediction.reshape(1, -1, channels), target.reshape(1, -1, channels), chunk)
+        flat = feature_distance(
+            prediction.reshape(1, -1, channels), target.reshape(1, -1, channels), chunk, unit_target
+        )
         return flat.view(prediction.shape[:-1])
     out = prediction.new_empty(prediction.shape[:-1])
     for start in range(0, prediction.shape[1], chunk):
         rows = slice(start, start + chunk)
-        difference = functional.normalize(prediction[:, rows], dim=-1) - functional.normalize(target[:, rows], dim=-1)
+        unit = target[:, rows] if unit_target else functional.normalize(target[:, rows], dim=-1)
+        difference = functional.normalize(prediction[:, rows], dim=-1) - unit
         out[:, rows] = difference.pow(2).sum(-1).sqrt()
     return out
 

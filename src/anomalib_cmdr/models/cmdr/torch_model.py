@@ -27,7 +27,7 @@ import torch
 from anomalib.data import InferenceBatch
 from torch import nn
 
-from .anomaly_map import CMDRAnomalyMap, MapNormalization, Modality, feature_distance
+from .anomaly_map import CMDRAnomalyMap, MapNormalization, Modality, feature_distance, unit_tokens
 from .backbones.registry import create_xyz_backbone, get_xyz_backbone_variant
 from .backbones.rgb import RGBBackbone
 from .calibration import DiscrepancyCalibration, Reduce
@@ -473,12 +473,22 @@ class CMDRModel(nn.Module):
             are not yet zeroed on invalid pixels.
         """
         batch = features.valid.shape[0]
+        tokens = {"rgb": features.rgb, "xyz": features.xyz}
+        active = [head for head in HEADS if getattr(self, head.attribute) is not None]
         distances = {}
-        # each head's distance is taken as soon as it has run, so one prediction at a time is held in memory
-        for name, (prediction, target) in self._head_outputs(features):
+        # the heads of one target in turn: its normalised tokens are computed once, contiguous, for both, and one
+        # prediction at a time is held in memory (each head's distance is taken as soon as it has run)
+        for target_name in dict.fromkeys(head.target for head in active):
             with full_precision(features.valid):
-                distances[name] = feature_distance(prediction.float(), target.float()).view(batch, *self.grid_size)
-            del prediction
+                unit_target = unit_tokens(tokens[target_name].float())  # type: ignore[union-attr]
+            for head in (head for head in active if head.target == target_name):
+                prediction = getattr(self, head.attribute)(tokens[head.source])
+                with full_precision(features.valid):
+                    distance = feature_distance(prediction.float(), unit_target, unit_target=True)
+                distances[head.name] = distance.view(batch, *self.grid_size)
+                del prediction
+            del unit_target
+        distances = {head.name: distances[head.name] for head in active}  # the fusion's order
         return distances, features.valid.view(batch, *self.grid_size)
 
     def anomaly_maps(

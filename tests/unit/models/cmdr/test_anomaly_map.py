@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from anomalib_cmdr.models.cmdr.anomaly_map import CMDRAnomalyMap, feature_distance
+from anomalib_cmdr.models.cmdr.anomaly_map import CMDRAnomalyMap, feature_distance, unit_tokens
 
 
 def box(x: np.ndarray, k: int, passes: int) -> np.ndarray:
@@ -98,3 +98,17 @@ def test_feature_distance_in_chunks_equals_the_whole_computation_bit_for_bit():
         .sqrt()
     )
     assert torch.equal(feature_distance(prediction, target, chunk=96), whole)
+
+
+def test_a_target_normalised_once_gives_the_same_distances_bit_for_bit():
+    """unit_tokens makes a channel-major target contiguous with the values feature_distance would compute."""
+    generator = torch.Generator().manual_seed(1)
+    prediction = torch.randn(2, 1000, 48, generator=generator)
+    target = torch.randn(2, 48, 1000, generator=generator).transpose(1, 2)  # channel-major, as the tokens
+    target[0, :5] = 0  # tokens without a feature stay zero
+    unit = unit_tokens(target, chunk=96)
+    assert unit.is_contiguous() and torch.equal(unit, torch.nn.functional.normalize(target, dim=-1))
+    assert (unit[0, :5] == 0).all()
+    expected = feature_distance(prediction, target, chunk=96)
+    assert torch.equal(feature_distance(prediction, unit, chunk=96, unit_target=True), expected)
+    assert torch.equal(feature_distance(prediction, unit, chunk=1000, unit_target=True), expected)

@@ -38,10 +38,20 @@ def _sample(seed: int, size: int = 40, points: int = 900, centres: int = 32, cha
     return SampleFeatures(rgb=None, points=values, pixels=pixels, size=(size, size))
 
 
-@pytest.mark.parametrize("grid", [40, 16, 13])
-def test_3d_tokens_equal_the_reference_order_of_operations_bit_for_bit(grid: int) -> None:
-    """The channels-last scatter and pooling give the authors' 3D tokens exactly, at the input size and coarser."""
-    samples = [_sample(0), _sample(1, points=300)]
+@pytest.mark.parametrize(
+    ("grid", "channels"),
+    [(40, 24), (40, 150), (39, 24), (37, 150), (20, 24), (13, 150)],  # 150: two channel blocks of the pooling
+)
+def test_3d_tokens_equal_the_reference_order_of_operations_bit_for_bit(grid: int, channels: int) -> None:
+    """The channels-last scatter and pooling give the authors' 3D tokens exactly, at the input size and coarser.
+
+    Grids of 40, 39 and 37 from a 40 px map have adaptive windows of at most 2x2 pixels, pooled channels-last; 20
+    and 13 have longer ones, pooled channel-major.
+    """
+    from anomalib_cmdr.models.cmdr.geometry import _short_windows
+
+    assert _short_windows(40, grid) == (grid >= 37)
+    samples = [_sample(0, channels=channels), _sample(1, points=300, channels=channels)]
     tokens = assemble_features(samples, (grid, grid)).xyz
     assert torch.equal(tokens, _reference_tokens(samples, (grid, grid)))
     assert tokens.transpose(1, 2).is_contiguous()  # channel-major, as the heads were checked against the authors'

@@ -47,6 +47,23 @@ def test_deterministic_bit_for_bit(tiny_kwargs, clouds):
     assert torch.equal(first(rgb, xyz).anomaly_map, a.anomaly_map)
 
 
+def test_discrepancies_are_each_heads_distance_to_its_target(model, clouds):
+    """One normalised target shared by its two heads gives each head's own distance, bit for bit, in fusion order."""
+    from anomalib_cmdr.models.cmdr.anomaly_map import feature_distance
+
+    model.eval()
+    features = model.extract_features(*clouds)
+    with torch.no_grad():
+        distances, _ = model.discrepancies(features)
+        expected = {
+            name: feature_distance(prediction, target).view(2, 32, 32)
+            for name, (prediction, target) in model.predict_features(features).items()
+        }
+    assert list(distances) == [head.name for head in HEADS]
+    for name, distance in distances.items():
+        assert torch.equal(distance, expected[name]), name
+
+
 def test_batch_of_two_equals_two_batches_of_one(model):
     rgb, xyz = make_clouds(2)
     xyz[1, :, 20:, 20:] = 0  # different valid sets per sample
