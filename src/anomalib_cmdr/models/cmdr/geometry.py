@@ -449,8 +449,8 @@ def interpolation_weights_batch(
     """Three nearest centres of every point of a batch and their inverse squared distance weights.
 
     Weights are ``1 / (d^2 + 1e-8)``, normalised to sum to one (Point-MAE's feature propagation), with the
-    distances of :func:`square_distance`. Points are taken in blocks so that memory stays bounded (about
-    4 MB of distances at once on the CPU, 64 MB on an accelerator); padded points get weights too, which the caller drops.
+    distances of :func:`square_distance`. Points are taken in blocks so that memory stays bounded (4 MB of
+    distances at once on the CPU, 64 MB on an accelerator); padded points get weights too, which the caller drops.
 
     Args:
         points (torch.Tensor): ``(B, N, 3)``.
@@ -685,7 +685,6 @@ def pool_point_features(
         >>> pooled.shape, float(pooled[0, 0, 0, 0]), float(pooled[0, 0, 2, 2]) > 0  # far from the point: zero
         (torch.Size([1, 2, 4, 4]), 0.0, True)
     """
-
     # Both means run in the map's own memory layout (channels-last from scatter_to_grid: vectorised over the
     # channels, 10-20x faster) where that is bit-identical to the authors' channel-major layout: always for the 3x3
     # mean; for the adaptive mean when its windows span at most 2x2 pixels (grids about the input size, as the
