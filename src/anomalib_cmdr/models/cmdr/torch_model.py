@@ -476,14 +476,16 @@ class CMDRModel(nn.Module):
         tokens = {"rgb": features.rgb, "xyz": features.xyz}
         active = [head for head in HEADS if getattr(self, head.attribute) is not None]
         distances = {}
-        # the heads of one target in turn: its normalised tokens are computed once, contiguous, for both, and one
-        # prediction at a time is held in memory (each head's distance is taken as soon as it has run)
+        # The heads of one target in turn, its reconstruction head (the larger temporaries) first: the target's
+        # normalised tokens are computed once, contiguous, after that head has run, and serve both heads. One
+        # prediction at a time is held in memory (each head's distance is taken as soon as it has run).
         for target_name in dict.fromkeys(head.target for head in active):
-            with full_precision(features.valid):
-                unit_target = unit_tokens(tokens[target_name].float())  # type: ignore[union-attr]
-            for head in (head for head in active if head.target == target_name):
+            unit_target = None
+            for head in sorted((h for h in active if h.target == target_name), key=lambda h: h.source != h.target):
                 prediction = getattr(self, head.attribute)(tokens[head.source])
                 with full_precision(features.valid):
+                    if unit_target is None:
+                        unit_target = unit_tokens(tokens[target_name].float())  # type: ignore[union-attr]
                     distance = feature_distance(prediction.float(), unit_target, unit_target=True)
                 distances[head.name] = distance.view(batch, *self.grid_size)
                 del prediction

@@ -57,3 +57,38 @@ def test_window_attention_is_local():
     out_x, out_y = block(x), block(y)
     assert torch.equal(out_x[0, 128:], out_y[0, 128:])
     assert not torch.equal(out_x[0, :128], out_y[0, :128])
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        MappingMLP(24, 40),
+        Decoder2D(32, (8, 8), num_heads=4, window_size=16),
+        Decoder3D(16, 64, "paper"),
+        Decoder3D(16, 100, "pooled"),
+    ],
+    ids=["mapping", "d2d", "d3d-paper", "d3d-pooled"],
+)
+def test_in_place_inference_is_bit_identical_and_leaves_the_input_alone(head):
+    """Without autograd the activations overwrite the heads' intermediates (less memory), never their input."""
+    from anomalib_cmdr.models.cmdr.heads import _IN_PLACE, _in_place_allowed
+
+    head.eval()
+    width = head.input.in_features if isinstance(head, MappingMLP) else 32 if isinstance(head, Decoder2D) else 16
+    tokens = 100 if isinstance(head, Decoder3D) and head.variant == "pooled" else 64
+    x = torch.randn(2, width, tokens).transpose(1, 2)  # channel-major, as the 3D tokens
+    saved = x.clone()
+    reference = head(x)  # autograd enabled: the layers as they are
+    calls = []
+    original = dict(_IN_PLACE)
+    try:
+        for kind, function in original.items():
+            _IN_PLACE[kind] = lambda layer, t, f=function: calls.append(1) or f(layer, t)
+        with torch.no_grad():
+            assert _in_place_allowed()
+            out = head(x)
+    finally:
+        _IN_PLACE.update(original)
+    assert calls  # the in-place path ran
+    assert torch.equal(out, reference.detach())
+    assert torch.equal(x, saved)
