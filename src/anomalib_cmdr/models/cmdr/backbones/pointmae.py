@@ -115,7 +115,7 @@ def load_pointmae_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def encode_groups(encoder: Encoder, point_groups: torch.Tensor) -> torch.Tensor:
-    """anomalib's ``Encoder.forward`` (Point-MAE's mini-PointNet) step for step, bit-identical, in less memory.
+    """Point-MAE's mini-PointNet exactly as anomalib's ``Encoder.forward`` runs it (bit-identical), in less memory.
 
     The second block's layers run one at a time, so the 512-channel concatenation it reads (268 MB a cloud at the
     paper's 1024 groups of 128 points) is freed once its first convolution has run instead of being held to the end.
