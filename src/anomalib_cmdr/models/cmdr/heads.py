@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -95,12 +94,11 @@ def run_layers(layers: Iterable[nn.Module], x: torch.Tensor) -> torch.Tensor:
         ...     torch.equal(run_layers(layers, x), layers(x))
         True
     """
-    if not _in_place_allowed():
-        return layers(x) if isinstance(layers, nn.Sequential) else functools.reduce(lambda h, f: f(h), layers, x)
+    in_place_allowed = _in_place_allowed()
     out = x
     for layer in layers:
-        in_place = _IN_PLACE.get(type(layer))
-        out = in_place(layer, out) if in_place is not None and out is not x else layer(out)
+        in_place = _IN_PLACE.get(type(layer)) if in_place_allowed and out is not x else None
+        out = layer(out) if in_place is None else in_place(layer, out)
     return out
 
 
